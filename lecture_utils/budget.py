@@ -1,0 +1,120 @@
+"""Budgets, device choice and seeding.
+
+One code path, three budgets: the same notebook runs at three sizes, chosen by the
+environment variable ``LECTURE_UTILS_BUDGET`` (``smoke`` | ``standard`` | ``full``).
+
+* smoke    -- tests and CI: seconds per notebook on a 2-core CPU, no progress bars.
+* standard -- a student laptop: minutes per notebook on a CPU, recognisable results.
+* full     -- a GPU: paper-grade sizes.
+
+The default is ``full`` where CUDA is available and ``standard`` elsewhere.
+Notebooks ask the budget for numbers (``budget.sizes("01_autoencoders").epochs``) and
+never branch on its name, so every budget runs exactly the same code.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+BUDGET_NAMES = ("smoke", "standard", "full")
+
+# Sizes per notebook: each entry is (smoke, standard, full).  A notebook reads its own
+# section through ``Budget.sizes(section)``; the budget only changes these numbers.
+SIZES: dict[str, dict[str, tuple]] = {
+    "01_autoencoders": {
+        "n_train": (1000, 4500, 60000),       # capped by what the data source holds
+        "n_test": (200, 500, 10000),
+        "epochs": (15, 30, 50),
+        "conv_epochs": (5, 15, 30),
+        "batch_size": (100, 100, 256),
+        "code_sizes": ((2, 16), (2, 8, 32), (2, 8, 32)),
+        # Code sizes at which the autoencoder must beat PCA: a few seconds of training only
+        # wins at the smallest code; minutes of training win at every size.
+        "ae_wins_up_to_code": (2, 32, 32),
+        "n_random_codes": (200, 1000, 1000),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A named set of sizes.  ``progress`` is False in smoke (tests stay quiet)."""
+
+    name: str
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def index(self) -> int:
+        return BUDGET_NAMES.index(self.name)
+
+    def sizes(self, section: str) -> SimpleNamespace:
+        """The sizes of one notebook (a key of ``SIZES``) in this budget, as attributes."""
+        if section not in SIZES:
+            raise ValueError(
+                f"unknown budget section {section!r}; expected one of {sorted(SIZES)}"
+            )
+        return SimpleNamespace(**{k: v[self.index] for k, v in SIZES[section].items()})
+
+
+def register_sizes(section: str, table: dict[str, tuple]) -> None:
+    """Add (or replace) a notebook's size table; each value is a (smoke, standard, full) tuple."""
+    for key, value in table.items():
+        if not (isinstance(value, tuple) and len(value) == 3):
+            raise ValueError(
+                f"size {section}.{key} must be a (smoke, standard, full) tuple, got {value!r}"
+            )
+    SIZES[section] = dict(table)
+
+
+def get_budget(name: str | None = None) -> Budget:
+    """The budget named by ``name``, else ``$LECTURE_UTILS_BUDGET``, else the default.
+
+    The default is ``full`` where CUDA is available and ``standard`` elsewhere.
+    """
+    if name is None:
+        name = os.environ.get("LECTURE_UTILS_BUDGET", "").strip().lower() or None
+    if name is None:
+        name = "full" if torch.cuda.is_available() else "standard"
+    if name not in BUDGET_NAMES:
+        raise ValueError(
+            f"LECTURE_UTILS_BUDGET must be one of {', '.join(BUDGET_NAMES)}; got {name!r}"
+        )
+    return Budget(name=name, progress=name != "smoke")
+
+
+def get_device(preference: str | None = None) -> torch.device:
+    """cuda, then mps, then cpu.  ``$LECTURE_UTILS_DEVICE`` (or ``preference``) overrides."""
+    preference = preference or os.environ.get("LECTURE_UTILS_DEVICE") or None
+    if preference is not None:
+        device = torch.device(preference)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {preference!r} requested but CUDA is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA) so that a CPU run repeats exactly.
+
+    Returns a fresh ``torch.Generator`` seeded with ``seed`` for code that wants its own stream.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(seed)

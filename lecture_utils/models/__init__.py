@@ -1,0 +1,1 @@
+"""Models of the course, one file per family (plain ``nn.Module``s)."""

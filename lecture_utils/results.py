@@ -1,0 +1,125 @@
+"""A notebook's session: version check, budget, device, seed, and its results file.
+
+Every notebook starts with ``nb = lecture_utils.start("01_autoencoders")`` and ends with
+``nb.write_results(...)``: the headline numbers go to ``build/results/<stem>.json`` at the
+repository root, wherever the notebook runs from, so that tests and the course site read them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .budget import Budget, get_budget, get_device, seed_everything
+from .data import sources_used
+from .paths import build_dir
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:3] if part.isdigit())
+
+
+def require(minimum_version: str) -> None:
+    """Raise if the installed lecture_utils is older than the notebook needs."""
+    if _version_tuple(__version__) < _version_tuple(minimum_version):
+        raise RuntimeError(
+            f"this notebook needs lecture_utils >= {minimum_version}, but {__version__} is installed; "
+            "rerun the course's set-up command (python3 course.py) to update it"
+        )
+
+
+def _jsonable(value):
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+@dataclass
+class Session:
+    """What a notebook needs from the library at the top: its budget, device and sizes."""
+
+    stem: str
+    budget: Budget
+    device: torch.device
+    seed: int
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def sizes(self):
+        return self.budget.sizes(self.stem)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def results_path(self) -> Path:
+        return build_dir("results") / f"{self.stem}.json"
+
+    def write_results(self, **metrics) -> dict:
+        """Write the headline numbers to ``build/results/<stem>.json`` and return them.
+
+        Always included: ``budget``, ``device``, ``data_source``, ``wall_time_s``.
+        """
+        record = {
+            "notebook": self.stem,
+            "budget": self.budget.name,
+            "device": str(self.device),
+            "data_source": ", ".join(sources_used()) or "none",
+            "wall_time_s": round(self.elapsed(), 2),
+            "lecture_utils": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            **{k: _jsonable(v) for k, v in metrics.items()},
+        }
+        path = self.results_path()
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
+        tmp.replace(path)
+        return record
+
+    def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Path:
+        """Save generated samples to ``build/results/<stem>_samples.npz``.
+
+        ``images``: N x C x H x W floats in [0, 1] (stored as uint8); ``labels``: N ints or None.
+        """
+        if images.ndim != 4:
+            raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
+        pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        arrays = {"images": pixels}
+        if labels is not None:
+            if labels.shape[0] != images.shape[0]:
+                raise ValueError(f"labels must have {images.shape[0]} entries, got {labels.shape[0]}")
+            arrays["labels"] = labels.detach().cpu().numpy().astype(np.int64)
+        path = build_dir("results") / f"{self.stem}_samples.npz"
+        np.savez_compressed(path, **arrays)
+        return path
+
+
+def start(stem: str, min_version: str = "0.1.0", seed: int = 0) -> Session:
+    """Begin a notebook: check the library version, seed everything, print budget and device."""
+    require(min_version)
+    budget = get_budget()
+    device = get_device()
+    seed_everything(seed)
+    print(f"lecture_utils {__version__} | notebook {stem} | budget {budget.name} | device {device} | "
+          f"torch {torch.__version__}")
+    return Session(stem=stem, budget=budget, device=device, seed=seed)

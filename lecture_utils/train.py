@@ -1,0 +1,266 @@
+"""The training core that every loop in the course shares, and small steps per model family.
+
+``fit`` runs epochs over a batch iterator and calls a *step* function once per batch.  The step
+does the model-specific work (forward, loss, backward, optimiser step) and returns its losses as
+detached scalar tensors.  The core adds what every loop needs and what a student should not
+have to write again:
+
+* losses are summed on the device and read once per epoch (no ``.item()`` sync per step);
+* a NaN/inf guard, checked every ``guard_every`` steps, stops with a clear message naming the
+  last good checkpoint;
+* a history per epoch: mean losses, wall time and images/s;
+* checkpoints written atomically (write to a temporary file, then rename) after every epoch,
+  loaded with ``weights_only=True``; ``resume=True`` continues from one and ends with the same
+  weights as an uninterrupted run;
+* tqdm progress (silent in the smoke budget).
+
+On CUDA, steps wrap their forward pass in :func:`autocast` (bf16).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .budget import get_budget
+
+
+class DivergenceError(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, corrupted or does not match the model."""
+
+
+def autocast(device: torch.device | str):
+    """bf16 autocast on CUDA, nothing elsewhere (CPU runs stay in float32 and repeatable)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``; a bad file raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {str(path)!r}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is corrupted or not a torch checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); delete it and train again"
+        ) from error
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, expected a dict")
+    return state
+
+
+def load_into(objects: Mapping[str, object], state: Mapping[str, dict], path: str | Path = "checkpoint") -> None:
+    """``load_state_dict`` for each named object, with an error that says which one failed."""
+    for name, obj in objects.items():
+        if name not in state:
+            raise CheckpointError(f"checkpoint {str(path)!r} has no entry {name!r}; it holds {sorted(state)}")
+        try:
+            obj.load_state_dict(state[name])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} does not match {name!r} ({str(error).splitlines()[0]}); "
+                "it was written for another model: delete it and train again"
+            ) from error
+
+
+# --------------------------------------------------------------------------- history
+@dataclass
+class History:
+    """One record per epoch: ``epoch``, mean losses, ``wall_time_s``, ``images_per_s``."""
+
+    records: list[dict] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: str) -> list[float]:
+        return [r[key] for r in self.records]
+
+    @property
+    def last(self) -> dict:
+        return self.records[-1] if self.records else {}
+
+    @property
+    def wall_time_s(self) -> float:
+        return float(sum(self["wall_time_s"]))
+
+    @property
+    def images_per_s(self) -> float:
+        seconds = self.wall_time_s
+        return sum(r["images"] for r in self.records) / seconds if seconds > 0 else float("nan")
+
+
+def _batch_size(batch) -> int:
+    first = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return int(first.shape[0])
+
+
+# --------------------------------------------------------------------------- the core loop
+def fit(step: Callable[[object], Mapping[str, torch.Tensor]], batches: Iterable, epochs: int, *,
+        state: Mapping[str, object] | None = None, checkpoint: str | Path | None = None,
+        resume: bool = False, progress: bool | None = None, guard_every: int = 50,
+        on_epoch_end: Callable[[int, dict], None] | None = None, desc: str = "train") -> History:
+    """Train for ``epochs`` epochs, calling ``step(batch)`` on every batch of ``batches``.
+
+    Args:
+        step: does one update and returns ``{loss_name: detached scalar tensor}``.
+        batches: re-iterable (a :class:`~lecture_utils.data.BatchIterator` or a DataLoader).
+        epochs: total number of epochs (with ``resume``, counted from the first run).
+        state: everything with ``state_dict``/``load_state_dict`` that a checkpoint must hold:
+            models, optimisers, schedulers, EMA copies.  The batch iterator and the torch RNG
+            are saved too, so that a resumed run repeats an uninterrupted one.
+        checkpoint: file written atomically after every epoch (None: no checkpoints).
+        resume: continue from ``checkpoint`` when it exists.
+        progress: tqdm bar over epochs; default from the budget (off in smoke).
+        guard_every: steps between NaN/inf checks (each check is one device sync).
+        on_epoch_end: ``callback(epoch, record)`` after each epoch (sample grids, schedules).
+    """
+    if not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+    state = dict(state or {})
+    history = History()
+    start_epoch = 0
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    saved_epoch = None
+
+    if resume and checkpoint is not None and checkpoint.exists():
+        saved = load_checkpoint(checkpoint)
+        load_into(state, saved.get("state", {}), checkpoint)
+        if hasattr(batches, "load_state_dict") and "batches" in saved:
+            batches.load_state_dict(saved["batches"])
+        torch.set_rng_state(saved["rng"])
+        if torch.cuda.is_available() and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        history.records = list(saved["history"])
+        start_epoch = saved_epoch = int(saved["epoch"])
+
+    if progress is None:
+        progress = get_budget().progress
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start_epoch, epochs), desc=desc, disable=not progress, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        sums: dict[str, torch.Tensor] = {}
+        steps = images = 0
+        for batch in batches:
+            losses = step(batch)
+            for name, value in losses.items():
+                value = value.detach().float()
+                sums[name] = sums[name] + value if name in sums else value.clone()
+            steps += 1
+            images += _batch_size(batch)
+            if steps % guard_every == 0:
+                _guard(sums, epoch, steps, checkpoint, saved_epoch)
+        _guard(sums, epoch, steps, checkpoint, saved_epoch)
+        if sums and next(iter(sums.values())).is_cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        record = {"epoch": epoch + 1, **{k: v.item() / max(steps, 1) for k, v in sums.items()},
+                  "steps": steps, "images": images, "wall_time_s": seconds,
+                  "images_per_s": images / seconds if seconds > 0 else float("nan")}
+        history.records.append(record)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, record)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "state": {name: obj.state_dict() for name, obj in state.items()},
+                "batches": batches.state_dict() if hasattr(batches, "state_dict") else {},
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "history": history.records,
+                "epoch": epoch + 1,
+            })
+            saved_epoch = epoch + 1
+        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in sums})
+    return history
+
+
+def _guard(sums: dict, epoch: int, steps: int, checkpoint: Path | None, saved_epoch: int | None) -> None:
+    if not sums:
+        return
+    values = torch.stack([v.reshape(()) for v in sums.values()])
+    if bool(torch.isfinite(values).all()):
+        return
+    bad = [name for name, v in sums.items() if not math.isfinite(v.item())]
+    where = (f"the last good checkpoint is {str(checkpoint)!r} (epoch {saved_epoch})"
+             if saved_epoch is not None else "no checkpoint was written yet (pass checkpoint=... to keep one)")
+    raise DivergenceError(
+        f"training diverged: loss {', '.join(repr(b) for b in bad)} became NaN or infinite in epoch "
+        f"{epoch + 1} by step {steps}; {where}. Try a smaller learning rate."
+    )
+
+
+# --------------------------------------------------------------------------- steps per family
+def autoencoder_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+                     device: torch.device | str = "cpu") -> Callable:
+    """One autoencoder update: Bernoulli cross-entropy between the input and the decoder's logits.
+
+    The batch is images in [0, 1] (or ``(images, labels)``); the model returns logits.
+    """
+
+    def step(batch):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        with autocast(device):
+            logits = model(x)
+        loss = nn.functional.binary_cross_entropy_with_logits(
+            logits.float(), x, reduction="sum") / x.shape[0]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.detach()}
+
+    return step
+
+
+def train_autoencoder(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: int = 100,
+                      lr: float = 1e-3, device: torch.device | str = "cpu", seed: int = 0,
+                      checkpoint: str | Path | None = None, progress: bool | None = None) -> History:
+    """Train an autoencoder (logits out) on ``images`` (N x 1 x 28 x 28 in [0, 1]) with Adam.
+
+    The images move to ``device`` once and stay there (a :class:`BatchIterator`).
+    """
+    from .data import BatchIterator
+
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    batches = BatchIterator(images, batch_size=batch_size, seed=seed, device=device)
+    return fit(autoencoder_step(model, optimizer, device), batches, epochs,
+               state={"model": model, "optimizer": optimizer}, checkpoint=checkpoint,
+               progress=progress, desc=type(model).__name__)

@@ -1,0 +1,69 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from lecture_utils import budget as B
+
+
+def test_budget_from_environment(monkeypatch):
+    monkeypatch.setenv("LECTURE_UTILS_BUDGET", "standard")
+    assert B.get_budget().name == "standard"
+    monkeypatch.setenv("LECTURE_UTILS_BUDGET", "SMOKE")
+    b = B.get_budget()
+    assert b.name == "smoke" and b.progress is False
+
+
+def test_default_budget_follows_cuda(monkeypatch):
+    monkeypatch.delenv("LECTURE_UTILS_BUDGET", raising=False)
+    expected = "full" if torch.cuda.is_available() else "standard"
+    assert B.get_budget().name == expected
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert B.get_budget().name == "full"
+
+
+def test_unknown_budget_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("LECTURE_UTILS_BUDGET", "huge")
+    with pytest.raises(ValueError, match="smoke, standard, full.*'huge'"):
+        B.get_budget()
+
+
+def test_sizes_grow_with_the_budget():
+    smoke, standard, full = (B.get_budget(n).sizes("01_autoencoders") for n in B.BUDGET_NAMES)
+    assert smoke.n_train < standard.n_train <= full.n_train
+    assert smoke.epochs < standard.epochs <= full.epochs
+    with pytest.raises(ValueError, match="unknown budget section"):
+        B.get_budget("smoke").sizes("no_such_notebook")
+
+
+def test_every_size_table_has_three_entries():
+    for section, table in B.SIZES.items():
+        for key, value in table.items():
+            assert isinstance(value, tuple) and len(value) == 3, f"{section}.{key}"
+    with pytest.raises(ValueError, match="smoke, standard, full"):
+        B.register_sizes("bad", {"epochs": (1, 2)})
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.delenv("LECTURE_UTILS_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else None
+    device = B.get_device()
+    if expected:
+        assert device.type == expected
+    else:
+        assert device.type in ("mps", "cpu")
+    assert B.get_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            B.get_device("cuda")
+
+
+def test_seed_everything_repeats():
+    B.seed_everything(123)
+    a = (random.random(), np.random.rand(), torch.rand(3))
+    B.seed_everything(123)
+    b = (random.random(), np.random.rand(), torch.rand(3))
+    assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+    with pytest.raises(ValueError, match="seed"):
+        B.seed_everything(-1)

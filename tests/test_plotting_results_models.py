@@ -1,0 +1,106 @@
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA as SkPCA
+
+import lecture_utils
+from lecture_utils import plotting, results
+from lecture_utils.metrics import nearest_neighbours, reconstruction_mse
+from lecture_utils.models.autoencoder import PCA, ConvAutoencoder, MLPAutoencoder
+from lecture_utils.train import History
+
+
+def test_grid_array_tiles_images():
+    images = torch.zeros(6, 1, 8, 8)
+    images[2] = 1.0
+    grid = plotting.grid_array(images, nrow=3, padding=2)
+    assert grid.shape == (2 * 8 + 3 * 2, 3 * 8 + 4 * 2, 3)
+    # image 2 sits in the first row, third column: all white
+    assert np.allclose(grid[2:10, 2 + 2 * 10:2 + 2 * 10 + 8], 1.0)
+    assert np.allclose(grid[2:10, 2:10], 0.0)
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        plotting.grid_array(torch.zeros(2, 4, 8, 8))
+
+
+def test_figures_have_fixed_sizes_and_content():
+    fig = plotting.image_grid(torch.rand(16, 3, 8, 8), nrow=4, title="x")
+    assert tuple(fig.get_size_inches()) == plotting.GRID_SIZE
+    plt.close(fig)
+    fig = plotting.latent_scatter(torch.randn(50, 2), torch.arange(50) % 10, title="codes")
+    ax = fig.axes[0]
+    assert len(ax.collections[0].get_offsets()) == 50
+    assert ax.get_legend() is not None
+    plt.close(fig)
+    history = History([{"epoch": 1, "loss": 2.0, "wall_time_s": 1}, {"epoch": 2, "loss": 1.0, "wall_time_s": 1}])
+    fig = plotting.loss_curves(history)
+    assert list(fig.axes[0].lines[0].get_ydata()) == [2.0, 1.0]
+    assert tuple(fig.get_size_inches()) == plotting.WIDE_SIZE
+    plt.close(fig)
+    fig = plotting.image_rows([torch.rand(5, 1, 8, 8)] * 2, ["in", "out"])
+    assert len(fig.axes) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError, match="N x 2"):
+        plotting.latent_scatter(torch.randn(5, 3), torch.arange(5))
+    with pytest.raises(ValueError, match="history is empty"):
+        plotting.loss_curves([])
+
+
+def test_pca_matches_scikit_learn():
+    torch.manual_seed(0)
+    x = torch.rand(200, 1, 28, 28) ** 3
+    ours = PCA(code_size=10).fit(x)
+    reference = SkPCA(n_components=10, svd_solver="full").fit(x.reshape(200, -1).numpy())
+    ours_rec = ours.reconstruct(x).reshape(200, -1).numpy()
+    ref_rec = reference.inverse_transform(reference.transform(x.reshape(200, -1).numpy()))
+    np.testing.assert_allclose(ours_rec, ref_rec, atol=1e-4)
+
+
+@pytest.mark.parametrize("cls", [MLPAutoencoder, ConvAutoencoder])
+def test_autoencoder_shapes(cls):
+    model = cls(code_size=5)
+    x = torch.rand(7, 1, 28, 28)
+    assert model.encode(x).shape == (7, 5)
+    assert model(x).shape == (7, 1, 28, 28)
+    out = model.reconstruct(x)
+    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    with pytest.raises(ValueError, match="N x 1 x 28 x 28"):
+        model(torch.rand(7, 28, 28))
+    with pytest.raises(ValueError, match="N x 5"):
+        model.decode(torch.rand(7, 4))
+
+
+def test_nearest_neighbours_against_brute_force():
+    torch.manual_seed(0)
+    ref = torch.rand(40, 1, 4, 4)
+    queries = torch.cat([ref[[3, 17]], torch.rand(5, 1, 4, 4)])
+    dist, index = nearest_neighbours(queries, ref, chunk=3)
+    brute = ((queries.reshape(7, 1, -1) - ref.reshape(1, 40, -1)) ** 2).mean(-1).sqrt()
+    assert torch.allclose(dist, brute.min(1).values, atol=1e-5)
+    assert index[:2].tolist() == [3, 17] and float(dist[:2].max()) < 1e-3
+    assert reconstruction_mse(ref, ref) == 0.0
+
+
+def test_results_file_has_the_standard_fields(tmp_path, monkeypatch):
+    monkeypatch.setenv("LECTURE_UTILS_ROOT", str(tmp_path))
+    nb = results.start("01_autoencoders")
+    record = nb.write_results(ae_mse=torch.tensor(0.5), codes=np.array([1, 2]), bad=float("nan"))
+    path = tmp_path / "build" / "results" / "01_autoencoders.json"
+    stored = json.loads(path.read_text())
+    assert stored == record
+    for key in ("budget", "device", "data_source", "wall_time_s"):
+        assert key in stored
+    assert stored["budget"] == "smoke" and stored["ae_mse"] == 0.5 and stored["codes"] == [1, 2]
+    assert stored["bad"] is None
+    samples = nb.save_samples(torch.rand(4, 1, 28, 28), labels=torch.arange(4))
+    loaded = np.load(samples)
+    assert loaded["images"].dtype == np.uint8 and loaded["images"].shape == (4, 1, 28, 28)
+    assert loaded["labels"].tolist() == [0, 1, 2, 3]
+
+
+def test_require_version():
+    lecture_utils.require("0.0.1")
+    with pytest.raises(RuntimeError, match="needs lecture_utils >= 99.0"):
+        lecture_utils.require("99.0")

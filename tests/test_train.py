@@ -1,0 +1,135 @@
+import pytest
+import torch
+from torch import nn
+
+from lecture_utils.data import BatchIterator
+from lecture_utils.train import (CheckpointError, DivergenceError, autoencoder_step, fit,
+                                 load_checkpoint, save_checkpoint)
+
+
+class NotAWeight:
+    pass
+
+
+def regression_problem(seed=0, n=256):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    w = torch.tensor([[1.5], [-2.0], [0.5], [3.0]])
+    y = x @ w + 0.01 * torch.randn(n, 1, generator=g)
+    return x, y
+
+
+def make_run(seed=0, lr=0.05, dropout=0.0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(dropout), nn.Linear(16, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    x, y = regression_problem()
+    batches = BatchIterator(x, y, batch_size=32, seed=seed)
+
+    def step(batch):
+        xb, yb = batch
+        loss = nn.functional.mse_loss(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"mse": loss.detach()}
+
+    return model, opt, batches, step
+
+
+def test_loss_decreases_and_history_is_recorded():
+    model, opt, batches, step = make_run()
+    history = fit(step, batches, epochs=8, progress=False)
+    assert len(history) == 8
+    assert history["mse"][-1] < 0.1 * history["mse"][0]
+    record = history.last
+    assert record["epoch"] == 8 and record["steps"] == 8 and record["images"] == 256
+    assert record["wall_time_s"] > 0 and record["images_per_s"] > 0
+    assert history.images_per_s > 0
+
+
+def test_nan_guard_fires_with_a_clear_message(tmp_path):
+    model, opt, batches, step = make_run()
+    calls = {"n": 0}
+
+    def exploding(batch):
+        calls["n"] += 1
+        out = step(batch)
+        if calls["n"] > 12:
+            return {"mse": torch.tensor(float("nan"))}
+        return out
+
+    with pytest.raises(DivergenceError, match=r"'mse' became NaN or infinite in epoch 2.*last good checkpoint.*epoch 1"):
+        fit(exploding, batches, epochs=5, progress=False, guard_every=1, checkpoint=tmp_path / "c.pt")
+    assert calls["n"] == 13  # stopped at once with guard_every=1
+    with pytest.raises(DivergenceError, match="no checkpoint was written"):
+        fit(lambda b: {"loss": torch.tensor(float("inf"))}, batches, epochs=1, progress=False)
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    # dropout makes the run depend on the global RNG, which the checkpoint must restore too
+    model_a, opt_a, batches_a, step_a = make_run(dropout=0.2)
+    fit(step_a, batches_a, epochs=6, progress=False)
+
+    model_b, opt_b, batches_b, step_b = make_run(dropout=0.2)
+    path = tmp_path / "run.pt"
+    fit(step_b, batches_b, epochs=3, progress=False, checkpoint=path, state={"model": model_b, "opt": opt_b})
+    torch.manual_seed(999)  # a new process would start from another RNG state
+
+    model_c, opt_c, batches_c, step_c = make_run(seed=5, dropout=0.2)  # different init and data order
+    history = fit(step_c, batches_c, epochs=6, progress=False, checkpoint=path, resume=True,
+                  state={"model": model_c, "opt": opt_c})
+    assert [r["epoch"] for r in history.records] == [1, 2, 3, 4, 5, 6]
+    for p, q in zip(model_a.parameters(), model_c.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_checkpoint_is_atomic_and_loaded_weights_only(tmp_path):
+    path = tmp_path / "sub" / "c.pt"
+    save_checkpoint(path, {"w": torch.arange(3)})
+    assert torch.equal(load_checkpoint(path)["w"], torch.arange(3))
+    assert [p.name for p in path.parent.iterdir()] == ["c.pt"]  # no temporary left behind
+
+    torch.save({"x": NotAWeight()}, path)  # arbitrary pickled code: weights_only refuses it
+    with pytest.raises(CheckpointError, match="corrupted or not a torch checkpoint"):
+        load_checkpoint(path)
+
+
+def test_corrupted_checkpoint_raises_clear_error(tmp_path):
+    model, opt, batches, step = make_run()
+    path = tmp_path / "c.pt"
+    fit(step, batches, epochs=1, progress=False, checkpoint=path, state={"model": model})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupted.*delete it and train again"):
+        fit(step, batches, epochs=2, progress=False, checkpoint=path, resume=True, state={"model": model})
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_mismatched_checkpoint_names_the_object(tmp_path):
+    model, opt, batches, step = make_run()
+    path = tmp_path / "c.pt"
+    fit(step, batches, epochs=1, progress=False, checkpoint=path, state={"model": model})
+    other = nn.Linear(3, 3)
+    with pytest.raises(CheckpointError, match="does not match 'model'"):
+        fit(step, batches, epochs=2, progress=False, checkpoint=path, resume=True, state={"model": other})
+
+
+def test_autoencoder_step_reduces_cross_entropy():
+    torch.manual_seed(0)
+    from lecture_utils.models.autoencoder import MLPAutoencoder
+
+    x = (torch.rand(128, 1, 28, 28) > 0.7).float()
+    model = MLPAutoencoder(code_size=8, hidden=(64,))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    reference = nn.functional.binary_cross_entropy_with_logits(model(x), x, reduction="sum").item() / 128
+    history = fit(autoencoder_step(model, opt), BatchIterator(x, batch_size=32), epochs=5, progress=False)
+    assert history["loss"][0] == pytest.approx(reference, rel=0.05)
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_fit_rejects_bad_epochs():
+    model, opt, batches, step = make_run()
+    with pytest.raises(ValueError, match="epochs must be a non-negative int"):
+        fit(step, batches, epochs=-1)
