@@ -38,6 +38,14 @@ SIZES: dict[str, dict[str, tuple]] = {
         "ae_wins_up_to_code": (2, 32, 32),
         "n_random_codes": (200, 1000, 1000),
     },
+    # 02_vae_elbo: section added with notebook 02
+    # 03_gan_minimax: section added with notebook 03
+    # 04_dcgan_patchgan: section added with notebook 04
+    # 05_class_conditional: section added with notebook 05
+    # 06_super_resolution: section added with notebook 06
+    # 07_image_editing: section added with notebook 07
+    # 08_style_transfer: section added with notebook 08
+    # 09_text_to_image: section added with notebook 09
 }
 
 

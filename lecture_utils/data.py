@@ -190,3 +190,71 @@ class BatchIterator:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+# --------------------------------------------------------------------------- photos
+# Colour photos that ship inside scikit-image and scikit-learn, split by photo so that test
+# patches never come from a training photo.
+PHOTO_SPLITS = {
+    "train": ("astronaut", "coffee", "rocket", "china", "immunohistochemistry"),
+    "test": ("chelsea", "flower"),
+}
+
+
+def _read_photo(name: str) -> np.ndarray:
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(f"{name}.jpg")
+    import skimage.data
+
+    return getattr(skimage.data, name)()
+
+
+def load_photos(split: str = "train", verbose: bool = True) -> dict[str, torch.Tensor]:
+    """The course's colour photos as ``{name: float32 tensor 3 x H x W in [0, 1]}``.
+
+    ``split``: ``"train"`` (astronaut, coffee, rocket, china, immunohistochemistry), ``"test"``
+    (chelsea, flower) or ``"all"``.  They ship with scikit-image and scikit-learn: no network.
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    names = PHOTO_SPLITS["train"] + PHOTO_SPLITS["test"] if split == "all" else PHOTO_SPLITS[split]
+    photos = {}
+    for name in names:
+        array = _read_photo(name)[..., :3]
+        photos[name] = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
+    source = "scikit-image/scikit-learn photos"
+    if verbose:
+        print(f"[lecture_utils] photos {split}: {len(photos)} from {source} ({', '.join(photos)})")
+    _note_source(source)
+    return photos
+
+
+def random_patches(photos: dict[str, torch.Tensor] | list[torch.Tensor], n: int, size: int,
+                   seed: int = 0, scale: float = 1.0) -> torch.Tensor:
+    """``n`` random ``size`` x ``size`` crops, N x 3 x size x size in [0, 1], drawn evenly from the photos.
+
+    ``scale`` < 1 first shrinks each photo (antialiased), so a patch covers more of the scene.
+    """
+    images = list(photos.values()) if isinstance(photos, dict) else list(photos)
+    if not images:
+        raise ValueError("photos is empty")
+    if scale != 1.0:
+        images = [torch.nn.functional.interpolate(p[None], scale_factor=scale, mode="bilinear",
+                                                  antialias=True, align_corners=False)[0].clamp(0, 1)
+                  for p in images]
+    for i, p in enumerate(images):
+        if p.ndim != 3 or p.shape[0] != 3:
+            raise ValueError(f"photo {i} must be 3 x H x W, got shape {tuple(p.shape)}")
+        if min(p.shape[1:]) < size:
+            raise ValueError(f"photo {i} ({p.shape[1]} x {p.shape[2]}) is smaller than the patch size {size}")
+    g = torch.Generator().manual_seed(seed)
+    which = torch.arange(n) % len(images)
+    out = torch.empty(n, 3, size, size)
+    for k in range(n):
+        p = images[int(which[k])]
+        top = int(torch.randint(0, p.shape[1] - size + 1, (1,), generator=g))
+        left = int(torch.randint(0, p.shape[2] - size + 1, (1,), generator=g))
+        out[k] = p[:, top:top + size, left:left + size]
+    return out

@@ -264,3 +264,8 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor, epochs: int, batch
     return fit(autoencoder_step(model, optimizer, device), batches, epochs,
                state={"model": model, "optimizer": optimizer}, checkpoint=checkpoint,
                progress=progress, desc=type(model).__name__)
+
+
+# --------------------------------------------------------------------------- VAE steps (notebook 02)
+
+# --------------------------------------------------------------------------- GAN steps (notebooks 03-04)

@@ -121,3 +121,24 @@ def test_batch_iterator_errors():
         D.BatchIterator(torch.zeros(5), batch_size=0)
     with pytest.raises(ValueError, match="larger than the 5 examples"):
         D.BatchIterator(torch.zeros(5), batch_size=8)
+
+
+def test_photos_are_split_by_photo_and_patches_are_crops():
+    train = D.load_photos("train", verbose=False)
+    test = D.load_photos("test", verbose=False)
+    assert not set(train) & set(test)
+    for photo in list(train.values()) + list(test.values()):
+        assert photo.ndim == 3 and photo.shape[0] == 3 and photo.dtype == torch.float32
+        assert 0.0 <= float(photo.min()) and float(photo.max()) <= 1.0
+    patches = D.random_patches(train, n=10, size=32, seed=1)
+    assert patches.shape == (10, 3, 32, 32)
+    # every patch is a crop of its photo: find it by exhaustive search in the first photo
+    first = list(train.values())[0]
+    windows = first.unfold(1, 32, 1).unfold(2, 32, 1)  # 3 x H' x W' x 32 x 32
+    diff = (windows - patches[0][:, None, None]).abs().amax(dim=(0, 3, 4))
+    assert float(diff.min()) == 0.0
+    assert torch.equal(patches, D.random_patches(train, n=10, size=32, seed=1))
+    with pytest.raises(ValueError, match="smaller than the patch size"):
+        D.random_patches(train, n=2, size=5000)
+    with pytest.raises(ValueError, match="split must be"):
+        D.load_photos("valid")
