@@ -32,3 +32,122 @@ def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, chunk: in
         value, idx = d.min(dim=1)
         best[i:i + chunk], index[i:i + chunk] = value.cpu(), idx.cpu()
     return best / q.shape[1] ** 0.5, index
+
+
+# --------------------------------------------------------------------------- sample quality (MNIST)
+# A small classifier trained on MNIST (scripts/train_metrics_classifier.py, shipped with a sha256 in
+# data/checkpoints/) is the ruler: its penultimate features give a Fréchet distance between samples and
+# real test digits (the idea of FID, with a domain classifier instead of Inception), its predictions give
+# class coverage and confidence.
+
+_classifier = None
+_reference_cache: dict = {}
+
+
+def load_classifier():
+    """The shipped MNIST classifier (eval mode, CPU), verified against its sha256; cached."""
+    global _classifier
+    if _classifier is None:
+        from .checkpoints import load_shipped
+        from .models.classifier import MNISTClassifier
+
+        model = MNISTClassifier()
+        model.load_state_dict(load_shipped("mnist_classifier")["model"])
+        _classifier = model.eval()
+    return _classifier
+
+
+@torch.no_grad()
+def _features_and_probs(images: torch.Tensor, batch_size: int = 1000):
+    model = load_classifier()
+    if not torch.is_tensor(images) or images.ndim != 4:
+        raise ValueError(f"images must be a tensor N x 1 x 28 x 28 (or 32 x 32) in [0, 1], got {getattr(images, 'shape', type(images))}")
+    if images.shape[0] == 0:
+        raise ValueError("images is empty")
+    low, high = float(images.min()), float(images.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise ValueError(f"images must lie in [0, 1], got values in [{low:.3f}, {high:.3f}] "
+                         "(map a tanh output with (x + 1) / 2)")
+    feats, probs = [], []
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].detach().float().cpu()
+        f = model.features(x)
+        feats.append(f)
+        probs.append(torch.softmax(model.head(f), dim=1))
+    return torch.cat(feats).double(), torch.cat(probs)
+
+
+def classifier_features(images: torch.Tensor) -> torch.Tensor:
+    """The classifier's penultimate features, N x 64 (float64)."""
+    return _features_and_probs(images)[0]
+
+
+def classify(images: torch.Tensor):
+    """Predicted digit (int64, N) and its probability (float, N) for images in [0, 1]."""
+    probs = _features_and_probs(images)[1]
+    confidence, labels = probs.max(dim=1)
+    return labels, confidence
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N x d each):
+
+    ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2})``.
+
+    The trace of the matrix square root is computed as the sum of square roots of the eigenvalues of
+    ``S_a^{1/2} S_b S_a^{1/2}`` (symmetric, so ``eigh`` is stable).
+    """
+    if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(f"features must be N x d with the same d, got {tuple(features_a.shape)} and {tuple(features_b.shape)}")
+    if min(features_a.shape[0], features_b.shape[0]) < 2:
+        raise ValueError("each feature set needs at least 2 rows")
+    a, b = features_a.double(), features_b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    values, vectors = torch.linalg.eigh(cov_a)
+    sqrt_a = vectors @ torch.diag(values.clamp(min=0).sqrt()) @ vectors.T
+    middle = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0)
+    distance = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * middle.sqrt().sum()
+    return float(distance.clamp(min=0))
+
+
+def _reference_features(reference: torch.Tensor | None) -> torch.Tensor:
+    if reference is not None:
+        return classifier_features(reference)
+    if "test" not in _reference_cache:
+        from .data import load_mnist
+
+        _reference_cache["test"] = classifier_features(load_mnist("test", verbose=False).images)
+    return _reference_cache["test"]
+
+
+def sample_quality(images: torch.Tensor, reference: torch.Tensor | None = None) -> dict:
+    """Scores of MNIST-like samples (N x 1 x 28 x 28 or 32 x 32, in [0, 1]) against real digits.
+
+    Returns ``frechet_distance`` (to ``reference``, default: the MNIST test split; lower is better),
+    ``class_shares`` (the share of samples predicted as each digit, 10 floats), ``coverage_entropy``
+    (entropy of those shares in nats; log 10 = 2.303 when every digit is equally common),
+    ``classes_covered`` (digits with at least 5% of the samples) and ``mean_confidence``.
+
+    Read them together: a classifier can be confidently wrong on noise, so high confidence means
+    little without low Fréchet distance and full coverage.
+    """
+    features, probs = _features_and_probs(images)
+    confidence, labels = probs.max(dim=1)
+    shares = torch.bincount(labels, minlength=10).double() / labels.numel()
+    entropy = -(shares[shares > 0] * shares[shares > 0].log()).sum()
+    return {
+        "frechet_distance": frechet_distance(features, _reference_features(reference)),
+        "class_shares": [round(float(s), 4) for s in shares],
+        "coverage_entropy": float(entropy),
+        "classes_covered": int((shares >= 0.05).sum()),
+        "mean_confidence": float(confidence.mean()),
+    }
+
+
+def conditional_accuracy(images: torch.Tensor, requested: torch.Tensor) -> float:
+    """Share of class-conditional samples that the classifier assigns to the requested class."""
+    if requested.shape[0] != images.shape[0]:
+        raise ValueError(f"requested must have {images.shape[0]} labels, got {requested.shape[0]}")
+    labels, _ = classify(images)
+    return float((labels == requested.cpu()).float().mean())
