@@ -93,7 +93,7 @@ def test_real_digits_beat_an_untrained_generator(digits):
     # noise collapses onto one or two "digits": confidence alone can be fooled, coverage cannot
     assert bad["classes_covered"] < real["classes_covered"]
     assert bad["coverage_entropy"] < 0.5 * real["coverage_entropy"]
-    assert sum(real["class_shares"]) == pytest.approx(1.0)
+    assert sum(real["class_shares"]) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_conditional_accuracy_and_32px_inputs(digits):
