@@ -267,5 +267,93 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor, epochs: int, batch
 
 
 # --------------------------------------------------------------------------- VAE steps (notebook 02)
+def vae_step(model: nn.Module, optimizer: torch.optim.Optimizer, beta: float = 1.0,
+             device: torch.device | str = "cpu") -> Callable:
+    """One VAE update on a batch of images in [0, 1] (or ``(images, labels)``).
+
+    Minimises the mean over the batch of -ELBO = -log p(x|z) + beta * KL(q(z|x) || N(0, I)) with one
+    reparameterised sample z per image (``lecture_utils.losses.vae_loss_terms``).  beta = 1 is the
+    VAE, beta > 1 the beta-VAE of Higgins et al. (2017).  Returns ``loss`` (the beta-weighted
+    objective), ``negative_elbo`` (with beta = 1, in nats), ``reconstruction`` and ``kl`` (nats),
+    all batch means, as detached scalars.
+    """
+    from .losses import vae_loss_terms
+
+    if not beta >= 0:
+        raise ValueError(f"beta must be a non-negative number, got {beta!r}")
+
+    def step(batch):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        with autocast(device):
+            terms = vae_loss_terms(model, x, beta=beta)
+        loss = terms["negative_elbo"].mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        reconstruction, kl = terms["reconstruction"].detach().mean(), terms["kl"].detach().mean()
+        return {"loss": loss.detach(), "negative_elbo": reconstruction + kl,
+                "reconstruction": reconstruction, "kl": kl}
+
+    return step
+
+
+def _check_unit_images(images: torch.Tensor, name: str = "images") -> None:
+    if images.ndim != 4:
+        raise ValueError(f"{name} must be N x C x H x W, got shape {tuple(images.shape)}")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
+
+
+def train_vae(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: int = 128,
+              lr: float = 1e-3, beta: float = 1.0, device: torch.device | str = "cpu", seed: int = 0,
+              checkpoint: str | Path | None = None, progress: bool | None = None,
+              on_epoch_end: Callable[[int, dict], None] | None = None) -> History:
+    """Train a VAE (``lecture_utils.models.vae``) on ``images`` (N x 1 x 28 x 28 in [0, 1]) with Adam.
+
+    The images move to ``device`` once (a :class:`BatchIterator`); the loop is :func:`fit`.
+    The history holds per-epoch means of ``loss``, ``negative_elbo``, ``reconstruction``, ``kl``.
+    """
+    from .data import BatchIterator
+
+    _check_unit_images(images)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    batches = BatchIterator(images, batch_size=batch_size, seed=seed, device=device)
+    return fit(vae_step(model, optimizer, beta=beta, device=device), batches, epochs,
+               state={"model": model, "optimizer": optimizer}, checkpoint=checkpoint,
+               progress=progress, on_epoch_end=on_epoch_end, desc=f"{type(model).__name__} beta={beta:g}")
+
+
+@torch.no_grad()
+def evaluate_vae(model: nn.Module, images: torch.Tensor, iw_samples: int = 0, batch_size: int = 500,
+                 seed: int = 0) -> dict[str, float]:
+    """A VAE's mean scores on ``images`` (N x 1 x 28 x 28 in [0, 1]), in nats per image.
+
+    ``negative_elbo``, ``reconstruction`` and ``kl`` use one sample z per image (as in training and
+    in pytorch/examples' test loss); with ``iw_samples`` = k > 0 also ``iw_log_likelihood``, the
+    importance-weighted bound L_k on log p(x).  Seeded: the same call gives the same numbers.
+    """
+    from .losses import iwae_log_likelihood, vae_loss_terms
+
+    _check_unit_images(images)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    sums = {"negative_elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
+    if iw_samples:
+        sums["iw_log_likelihood"] = 0.0
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start:start + batch_size].to(device)
+        eps_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        terms = vae_loss_terms(model, x, generator=torch.Generator(device).manual_seed(eps_seed))
+        for name in ("negative_elbo", "reconstruction", "kl"):
+            sums[name] += float(terms[name].sum())
+        if iw_samples:
+            sums["iw_log_likelihood"] += float(iwae_log_likelihood(model, x, iw_samples, generator=generator).sum())
+    model.train(was_training)
+    return {name: value / images.shape[0] for name, value in sums.items()}
+
 
 # --------------------------------------------------------------------------- GAN steps (notebooks 03-04)
