@@ -80,13 +80,40 @@ def register_sizes(section: str, table: dict[str, tuple]) -> None:
     SIZES[section] = dict(table)
 
 
+def _flag(variable: str) -> bool | None:
+    value = os.environ.get(variable, "").strip().lower()
+    if not value:
+        return None
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{variable} must be 1 or 0 (true/false), got {value!r}")
+
+
+def presenting() -> bool:
+    """Presenter mode (``LECTURE_UTILS_PRESENT=1``): shipped checkpoints, smoke-sized side experiments,
+    fonts readable from the back of a lecture hall."""
+    return bool(_flag("LECTURE_UTILS_PRESENT"))
+
+
+def use_pretrained() -> bool:
+    """Load shipped checkpoints instead of training: ``LECTURE_UTILS_PRETRAINED=1|0``, default on only
+    in presenter mode (smoke, standard and full train their own models)."""
+    flag = _flag("LECTURE_UTILS_PRETRAINED")
+    return presenting() if flag is None else flag
+
+
 def get_budget(name: str | None = None) -> Budget:
     """The budget named by ``name``, else ``$LECTURE_UTILS_BUDGET``, else the default.
 
-    The default is ``full`` where CUDA is available and ``standard`` elsewhere.
+    The default is ``full`` where CUDA is available and ``standard`` elsewhere; in presenter mode
+    it is ``smoke`` (the main models come from shipped checkpoints, side experiments stay small).
     """
     if name is None:
         name = os.environ.get("LECTURE_UTILS_BUDGET", "").strip().lower() or None
+    if name is None and presenting():
+        name = "smoke"
     if name is None:
         name = "full" if torch.cuda.is_available() else "standard"
     if name not in BUDGET_NAMES:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .budget import Budget, get_budget, get_device, seed_everything
+from .budget import Budget, get_budget, get_device, presenting, seed_everything, use_pretrained
 from .data import sources_used
 from .paths import build_dir
 
@@ -62,6 +62,9 @@ class Session:
     budget: Budget
     device: torch.device
     seed: int
+    present: bool = False
+    pretrained: bool = False
+    loaded_checkpoints: list = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -85,6 +88,8 @@ class Session:
             "device": str(self.device),
             "data_source": ", ".join(sources_used()) or "none",
             "wall_time_s": round(self.elapsed(), 2),
+            "pretrained": self.loaded_checkpoints,
+            "presenter_mode": self.present,
             "lecture_utils": __version__,
             "torch": torch.__version__,
             "python": platform.python_version(),
@@ -95,6 +100,30 @@ class Session:
         tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
         tmp.replace(path)
         return record
+
+    def pretrained_or_train(self, name: str, build, train, pretrained: bool | None = None):
+        """The notebook's main model: loaded from shipped checkpoint ``name`` or trained here.
+
+        ``build()`` returns a fresh model (its architecture must not depend on the budget, so that the
+        shipped weights fit); ``train(model)`` trains it in place.  ``pretrained`` (default: the
+        session's switch, on in presenter mode) chooses.  Loading verifies the checkpoint's sha256 and
+        uses ``weights_only=True``.  Returns the model in eval mode on ``self.device``.
+        """
+        from .checkpoints import entry, load_shipped
+        from .train import load_into
+
+        pretrained = self.pretrained if pretrained is None else pretrained
+        model = build()
+        if pretrained:
+            state = load_shipped(name)
+            load_into({"model": model}, state, f"shipped checkpoint {name!r}")
+            info = entry(name)
+            print(f"[lecture_utils] loaded shipped checkpoint {name!r} (sha256 verified; trained by "
+                  f"`{info['trained_by']}`; metrics {info.get('metrics', {})})")
+            self.loaded_checkpoints.append(name)
+        else:
+            train(model)
+        return model.to(self.device).eval()
 
     def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Path:
         """Save generated samples to ``build/results/<stem>_samples.npz``.
@@ -120,6 +149,21 @@ def start(stem: str, min_version: str = "0.1.0", seed: int = 0) -> Session:
     budget = get_budget()
     device = get_device()
     seed_everything(seed)
+    present, pretrained = presenting(), use_pretrained()
+    if present:
+        use_presenter_style()
     print(f"lecture_utils {__version__} | notebook {stem} | budget {budget.name} | device {device} | "
-          f"torch {torch.__version__}")
-    return Session(stem=stem, budget=budget, device=device, seed=seed)
+          f"torch {torch.__version__}" + (" | presenter mode" if present else "")
+          + (" | main model: shipped checkpoint" if pretrained else " | main model: trained here"))
+    return Session(stem=stem, budget=budget, device=device, seed=seed, present=present, pretrained=pretrained)
+
+
+def use_presenter_style() -> None:
+    """Figure fonts and line widths readable from the back of a lecture hall."""
+    import matplotlib
+
+    matplotlib.rcParams.update({
+        "font.size": 16, "axes.titlesize": 20, "axes.labelsize": 18, "xtick.labelsize": 14,
+        "ytick.labelsize": 14, "legend.fontsize": 14, "figure.titlesize": 22, "lines.linewidth": 2.5,
+        "figure.dpi": 110,
+    })

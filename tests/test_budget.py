@@ -67,3 +67,19 @@ def test_seed_everything_repeats():
     assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
     with pytest.raises(ValueError, match="seed"):
         B.seed_everything(-1)
+
+
+def test_presenter_mode_switches(monkeypatch):
+    monkeypatch.delenv("LECTURE_UTILS_BUDGET", raising=False)
+    monkeypatch.delenv("LECTURE_UTILS_PRETRAINED", raising=False)
+    monkeypatch.setenv("LECTURE_UTILS_PRESENT", "1")
+    assert B.presenting() and B.use_pretrained()
+    assert B.get_budget().name == "smoke"
+    monkeypatch.setenv("LECTURE_UTILS_PRETRAINED", "0")
+    assert not B.use_pretrained()
+    monkeypatch.setenv("LECTURE_UTILS_PRESENT", "0")
+    monkeypatch.setenv("LECTURE_UTILS_PRETRAINED", "1")
+    assert not B.presenting() and B.use_pretrained()
+    monkeypatch.setenv("LECTURE_UTILS_PRESENT", "maybe")
+    with pytest.raises(ValueError, match="LECTURE_UTILS_PRESENT must be 1 or 0"):
+        B.presenting()

@@ -104,3 +104,31 @@ def test_require_version():
     lecture_utils.require("0.0.1")
     with pytest.raises(RuntimeError, match="needs lecture_utils >= 99.0"):
         lecture_utils.require("99.0")
+
+
+def test_pretrained_or_train_loads_or_trains(monkeypatch, tmp_path):
+    import matplotlib
+
+    from lecture_utils.metrics import classify
+    from lecture_utils.data import load_mnist
+    from lecture_utils.models.classifier import MNISTClassifier
+
+    monkeypatch.setenv("LECTURE_UTILS_PRESENT", "1")
+    monkeypatch.delenv("LECTURE_UTILS_PRETRAINED", raising=False)
+    with matplotlib.rc_context():
+        nb = results.start("01_autoencoders")
+        assert nb.present and nb.pretrained and matplotlib.rcParams["font.size"] >= 16
+    calls = []
+    model = nb.pretrained_or_train("mnist_classifier", MNISTClassifier, calls.append)
+    assert calls == [] and not model.training
+    test = load_mnist("test", verbose=False)
+    with torch.no_grad():
+        ours = model(test.images[:100]).argmax(1)
+    assert torch.equal(ours, classify(test.images[:100])[0])
+    assert nb.loaded_checkpoints == ["mnist_classifier"]
+    trained = nb.pretrained_or_train("mnist_classifier", MNISTClassifier, calls.append, pretrained=False)
+    assert calls == [trained]
+    from lecture_utils.train import CheckpointError
+
+    with pytest.raises(CheckpointError, match="does not match 'model'"):
+        nb.pretrained_or_train("mnist_classifier", lambda: torch.nn.Linear(2, 2), calls.append)
