@@ -5,6 +5,8 @@
     python3 course.py test            set up with the test extras, then run the whole test suite
     python3 course.py run [NB ...]    execute notebooks headlessly into build/notebooks/
                                       (--budget smoke|standard|full, default: the library's default)
+    python3 course.py slides          offline reveal.js slides of every notebook into build/slides/
+    python3 course.py site            execute every notebook (--budget) and write a static site into build/site/
 
 Set-up creates a virtual environment in .venv/, installs the course package (lecture_utils)
 with its pinned dependencies, and registers a Jupyter kernel.  It remembers what it installed
@@ -118,6 +120,39 @@ def command_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _executed_is_current(notebook: Path) -> bool:
+    copy = ROOT / "build" / "notebooks" / notebook.name
+    return copy.is_file() and copy.stat().st_mtime >= notebook.stat().st_mtime
+
+
+def command_slides(args: argparse.Namespace) -> int:
+    """Offline reveal.js slides of the notebooks into build/slides/ (executed copies from build/notebooks/)."""
+    python = setup()
+    notebooks = [Path(n).resolve() for n in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    failed = 0
+    if not args.no_execute:
+        # --budget given: execute every notebook in it; else execute (smoke) only those without a current copy
+        todo = notebooks if args.budget else [n for n in notebooks if not _executed_is_current(n)]
+        if todo:
+            failed = command_run(argparse.Namespace(notebooks=[str(n) for n in todo], budget=args.budget or "smoke"))
+    code = subprocess.call([str(python), "-m", "lecture_utils.publish", "slides", "--out", str(ROOT / "build" / "slides"),
+                            *map(str, notebooks)], cwd=ROOT)
+    say("slides are in build/slides/ (open NN_topic.slides.html in a browser; works offline)")
+    return failed or code
+
+
+def command_site(args: argparse.Namespace) -> int:
+    """Execute every notebook (--budget) and write the static course site into build/site/."""
+    python = setup()
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    todo = [n for n in notebooks if not _executed_is_current(n)] if args.reuse else notebooks
+    failed = command_run(argparse.Namespace(notebooks=[str(n) for n in todo], budget=args.budget)) if todo else 0
+    code = subprocess.call([str(python), "-m", "lecture_utils.publish", "site", "--out", str(ROOT / "build" / "site"),
+                            *map(str, notebooks)], cwd=ROOT)
+    say("the course site is in build/site/ (open index.html; works offline, publish the folder as it is)")
+    return failed or code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
@@ -128,6 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="execute notebooks headlessly into build/notebooks/")
     run.add_argument("notebooks", nargs="*", help="notebooks to execute (default: all, in course order)")
     run.add_argument("--budget", choices=("smoke", "standard", "full"), help="LECTURE_UTILS_BUDGET for this run")
+    slides = sub.add_parser("slides", help="build offline reveal.js slides of the notebooks into build/slides/")
+    slides.add_argument("notebooks", nargs="*", help="notebooks (default: all, in course order)")
+    slides.add_argument("--budget", choices=("smoke", "standard", "full"),
+                        help="execute every notebook in this budget first (default: reuse current executed "
+                             "copies in build/notebooks/, execute the others in smoke)")
+    slides.add_argument("--no-execute", action="store_true", help="execute nothing (notebooks without a current "
+                        "executed copy become slides without outputs)")
+    site = sub.add_parser("site", help="execute every notebook and write the static course site into build/site/")
+    site.add_argument("--budget", choices=("smoke", "standard", "full"),
+                      help="LECTURE_UTILS_BUDGET for the executions (default: the library's default)")
+    site.add_argument("--reuse", action="store_true",
+                      help="execute only notebooks without a current executed copy in build/notebooks/")
     setup_parser = sub.add_parser("setup", help="only create the environment (add --test for the test extras)")
     setup_parser.add_argument("--test", action="store_true", help="include the test extras")
     args = parser.parse_args(argv)
@@ -139,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         return command_test(args)
     if args.command == "run":
         return command_run(args)
+    if args.command == "slides":
+        return command_slides(args)
+    if args.command == "site":
+        return command_site(args)
     setup(("test",) if args.test else ())
     return 0
 
