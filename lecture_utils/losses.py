@@ -6,6 +6,7 @@ style (notebook 08).  All losses take logits where a probability would follow, f
 from __future__ import annotations
 
 import math
+
 import torch
 import torch.nn.functional as F
 
@@ -138,7 +139,168 @@ def iwae_log_likelihood(model, x: torch.Tensor, k: int = 100, generator: torch.G
     log_weights = torch.cat(log_weights)                                         # k x N
     return torch.logsumexp(log_weights, 0) - math.log(k)
 
-
 # --------------------------------------------------------------------------- GAN losses (notebooks 03-04)
+# Conventions: D outputs *logits* l (a real number per image, or per patch for PatchGAN); D(x) = sigmoid(l).
+# Every function returns the batch mean (a scalar): the quantities of Algorithm 1 of Goodfellow et al.
+# 2014, averaged over the m examples of a minibatch.  Labels: real = 1, fake = 0.
+
+
+def _check_logits(name: str, logits: torch.Tensor) -> None:
+    if not torch.is_tensor(logits) or not logits.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor of discriminator logits, got {type(logits).__name__}"
+                         f"{'' if not torch.is_tensor(logits) else ' of dtype ' + str(logits.dtype)}")
+    if logits.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(logits.shape)})")
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
+    """The discriminator's binary cross-entropy with labels real = 1, fake = 0, on logits (a scalar).
+
+        loss_D = -mean log D(x) - mean log(1 - D(G(z)))
+
+    the negative of the value V(D, G) that D *ascends* in Algorithm 1, so an optimiser minimises it.
+    ``real_logits``: D's logits on data (any shape); ``fake_logits``: on generated images (any shape).
+    ``real_label`` < 1 is one-sided label smoothing (Salimans et al. 2016: 0.9): the real target becomes
+    ``real_label``, which keeps D from becoming over-confident; fakes stay at 0.
+    """
+    _check_logits("real_logits", real_logits)
+    _check_logits("fake_logits", fake_logits)
+    if not 0.5 < real_label <= 1.0:
+        raise ValueError(f"real_label must lie in (0.5, 1], got {real_label!r}")
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, real_label))
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    return real + fake
+
+
+def generator_loss_minimax(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The generator's side of the minimax game, mean log(1 - D(G(z))), which G *descends* (a scalar).
+
+    log(1 - sigmoid(l)) = -softplus(l), computed without ever taking log(0).  Its gradient with respect
+    to the logit is -sigmoid(l) = -D(G(z)): it *saturates* (vanishes) exactly when D confidently
+    rejects the fakes, D(G(z)) -> 0, which is early in training.
+    """
+    _check_logits("fake_logits", fake_logits)
+    return -F.softplus(fake_logits.float()).mean()
+
+
+def generator_loss_non_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss, -mean log D(G(z)) (a scalar; Goodfellow et al. 2014, Sec. 3).
+
+    -log sigmoid(l) = softplus(-l) = BCE with label 1.  Same fixed point as the minimax loss, but its
+    gradient with respect to the logit is -(1 - D(G(z))), which is largest when D rejects the fakes.
+    """
+    _check_logits("fake_logits", fake_logits)
+    return F.softplus(-fake_logits.float()).mean()
+
+
+def least_squares_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor,
+                                     real_label: float = 1.0) -> torch.Tensor:
+    """LSGAN (Mao et al. 2017): 1/2 mean (D(x) - 1)^2 + 1/2 mean D(G(z))^2 on D's raw scores (a scalar)."""
+    _check_logits("real_scores", real_scores)
+    _check_logits("fake_scores", fake_scores)
+    return 0.5 * ((real_scores.float() - real_label) ** 2).mean() + 0.5 * (fake_scores.float() ** 2).mean()
+
+
+def least_squares_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """LSGAN generator loss 1/2 mean (D(G(z)) - 1)^2 on D's raw scores (a scalar)."""
+    _check_logits("fake_scores", fake_scores)
+    return 0.5 * ((fake_scores.float() - 1.0) ** 2).mean()
+
+
+GENERATOR_LOSSES = {
+    "minimax": generator_loss_minimax,
+    "non_saturating": generator_loss_non_saturating,
+    "least_squares": least_squares_generator_loss,
+}
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> torch.Tensor:
+    """The generator loss named ``kind``: ``"minimax"``, ``"non_saturating"`` or ``"least_squares"``."""
+    if kind not in GENERATOR_LOSSES:
+        raise ValueError(f"generator loss kind must be one of {sorted(GENERATOR_LOSSES)}, got {kind!r}")
+    return GENERATOR_LOSSES[kind](fake_logits)
+
 
 # --------------------------------------------------------------------------- style losses (notebook 08)
+def _check_features(features: torch.Tensor, name: str = "features") -> None:
+    if not isinstance(features, torch.Tensor) or features.ndim != 4:
+        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+        raise ValueError(f"{name} must be a tensor N x C x H x W, got {shape}")
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrices of feature maps, normalised by the number of positions (Gatys et al. 2015).
+
+    ``features``: N x C x H x W.  Returns N x C x C with
+
+        G[n, i, j] = (1 / (H W)) * sum_k F[n, i, k] F[n, j, k],
+
+    where F[n] is ``features[n]`` reshaped to C x (H W).  G[i, j] is how often channels i and j
+    fire *together*, averaged over positions: the statistics of a texture, with the layout
+    thrown away.  Dividing by H W makes images of different sizes comparable.
+    """
+    _check_features(features)
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)                                   # N x C x HW
+    return flat @ flat.transpose(1, 2) / (h * w)                           # N x C x C
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Content loss on one layer: mean squared difference of the feature maps.
+
+    Gatys et al. use ``1/2 * sum (F - P)^2``; the mean (here) differs by a constant factor only
+    and keeps the weights independent of the image size.  ``features`` and ``target``: N x C x H x W
+    (``target`` may have N = 1 and is broadcast).
+    """
+    _check_features(features)
+    _check_features(target, "target")
+    if features.shape[1:] != target.shape[1:]:
+        raise ValueError(f"target must have the features' shape C x H x W = {tuple(features.shape[1:])}, "
+                         f"got {tuple(target.shape[1:])}")
+    return (features - target).pow(2).mean()
+
+
+def style_layer_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """Style loss E_l of one layer (Gatys et al. 2015, Eq. 4), averaged over the batch.
+
+    With N_l channels, M_l positions, G the generated image's Gram matrix and A the style image's
+    (both *unnormalised*, sum over positions), Gatys define
+
+        E_l = 1 / (4 N_l^2 M_l^2) * sum_ij (G_ij - A_ij)^2.
+
+    With the normalised Gram matrices of :func:`gram_matrix` (divided by M_l) this is exactly
+    ``mean_ij (G_ij - A_ij)^2 / 4``, which is what is computed.  ``target_gram``: 1 x C x C or N x C x C.
+    """
+    gram = gram_matrix(features)
+    if target_gram.ndim != 3 or target_gram.shape[1:] != gram.shape[1:]:
+        raise ValueError(f"target_gram must be N x {gram.shape[1]} x {gram.shape[2]}, "
+                         f"got {tuple(target_gram.shape)}")
+    return (gram - target_gram).pow(2).mean() / 4
+
+
+def style_loss(features: dict[str, torch.Tensor], target_grams: dict[str, torch.Tensor],
+               layer_weights: dict[str, float] | None = None) -> torch.Tensor:
+    """Gatys' style loss: sum_l w_l E_l over the layers in ``target_grams`` (default w_l = 1 / L)."""
+    if not target_grams:
+        raise ValueError("target_grams is empty: give at least one style layer")
+    missing = [name for name in target_grams if name not in features]
+    if missing:
+        raise ValueError(f"features lack the style layers {missing}; they hold {sorted(features)}")
+    layer_weights = layer_weights or {name: 1.0 / len(target_grams) for name in target_grams}
+    return sum(layer_weights[name] * style_layer_loss(features[name], gram)
+               for name, gram in target_grams.items())
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Anisotropic total variation: mean |vertical neighbour difference| + mean |horizontal one|.
+
+    ``images``: N x C x H x W with H, W >= 2.  A small weight on it removes the high-frequency
+    speckle that pixel optimisation tends to leave (Mahendran & Vedaldi 2015).
+    """
+    _check_features(images, "images")
+    if images.shape[2] < 2 or images.shape[3] < 2:
+        raise ValueError(f"images must be at least 2 x 2 pixels, got {tuple(images.shape[2:])}")
+    vertical = (images[:, :, 1:, :] - images[:, :, :-1, :]).abs().mean()
+    horizontal = (images[:, :, :, 1:] - images[:, :, :, :-1]).abs().mean()
+    return vertical + horizontal

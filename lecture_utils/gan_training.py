@@ -1,0 +1,391 @@
+"""GAN training (notebooks 03-04, reused by 05-07): Algorithm 1 of Goodfellow et al. (2014) as a step
+for :func:`lecture_utils.train.fit`, and the pix2pix step (L1 + PatchGAN) for image-to-image models.
+
+Algorithm 1, one *training iteration*::
+
+    for k steps:                                   # the discriminator
+        sample m noise vectors z and m data examples x (a fresh minibatch each time)
+        ascend  1/m sum [log D(x) + log(1 - D(G(z)))]        (descend discriminator_loss)
+    sample m noise vectors z
+    descend 1/m sum log(1 - D(G(z)))                          (or the non-saturating -log D(G(z)))
+
+With :func:`gan_step`, one batch of the batch iterator holds ``k * m`` examples, so the k
+discriminator updates each see their own data and an epoch is one pass over the data set.
+
+What makes the loop fast (the course's showcase; :mod:`benchmarks.bench_dcgan_loop` measures it):
+
+* losses on **logits** (``binary_cross_entropy_with_logits``), no Sigmoid + BCELoss;
+* **no** ``.item()`` per step: diagnostics are detached tensors that ``fit`` sums on the device;
+* the data set lives on the device as one tensor (:class:`~lecture_utils.data.BatchIterator`);
+* fakes for the discriminator are generated under ``no_grad`` (no graph through G), and D's
+  parameters are frozen during the generator update (no wasted weight gradients for D);
+* on CUDA: bf16 autocast, channels_last, fused Adam, and ``torch.compile`` as an option.
+
+Tricks the field learned, each an argument here and each explained in notebook 04: two time-scale
+learning rates (TTUR, Heusel et al. 2017: ``lr_discriminator`` != ``lr_generator``), one-sided label
+smoothing (``real_label=0.9``), an exponential moving average of G's weights (``ema_decay``) and
+spectral normalisation (a model option, :class:`~lecture_utils.models.dcgan.DCGANDiscriminator`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from .data import BatchIterator
+from .losses import (GENERATOR_LOSSES, discriminator_loss, generator_loss_non_saturating,
+                     least_squares_discriminator_loss)
+from .train import History, autocast, fit
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+# --------------------------------------------------------------------------- image ranges
+def to_tanh_range(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] -> [-1, 1], the range of a tanh generator."""
+    return images * 2 - 1
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] -> images in [0, 1] (clamped)."""
+    return ((images + 1) / 2).clamp(0, 1)
+
+
+def resize_images(images: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """N x C x H x W images in [0, 1] resized to size x size (bilinear, as pytorch/examples' Resize)."""
+    if images.ndim != 4:
+        raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
+    return F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < images.shape[-1]).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------- pieces of the loop
+def make_optimizers(generator: nn.Module, discriminator: nn.Module, optimizer: str = "adam",
+                    lr_generator: float = 2e-4, lr_discriminator: float | None = None,
+                    betas: tuple[float, float] = (0.5, 0.999), momentum: float = 0.9,
+                    fused: bool | None = None) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """(generator optimiser, discriminator optimiser).
+
+    ``"adam"``: Adam(lr, betas=(0.5, 0.999)) as in DCGAN; ``"sgd"``: SGD with momentum as in Goodfellow
+    et al.  ``lr_discriminator`` defaults to ``lr_generator``; a larger one is TTUR.  ``fused``: a single
+    fused kernel for the whole Adam update (default: on CUDA).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    lr_discriminator = lr_generator if lr_discriminator is None else lr_discriminator
+    for name, lr in (("lr_generator", lr_generator), ("lr_discriminator", lr_discriminator)):
+        if not lr > 0:
+            raise ValueError(f"{name} must be positive, got {lr!r}")
+    if optimizer == "sgd":
+        return (torch.optim.SGD(generator.parameters(), lr=lr_generator, momentum=momentum),
+                torch.optim.SGD(discriminator.parameters(), lr=lr_discriminator, momentum=momentum))
+    if fused is None:
+        fused = next(generator.parameters()).is_cuda
+    return (torch.optim.Adam(generator.parameters(), lr=lr_generator, betas=betas, fused=fused),
+            torch.optim.Adam(discriminator.parameters(), lr=lr_discriminator, betas=betas, fused=fused))
+
+
+def gradient_norm(parameters) -> torch.Tensor:
+    """The L2 norm of all gradients together, as a device tensor (no sync)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.nn.utils.get_total_norm(grads).detach()
+
+
+def ema_generator(generator: nn.Module, decay: float = 0.999) -> AveragedModel:
+    """An exponential moving average of G's weights (and batch-norm statistics).
+
+    Each step: ``ema = decay * ema + (1 - decay) * current``.  The average of a generator that circles
+    around a good solution sits closer to it than any single iterate (Yazici et al. 2019); sample
+    from ``ema.module``.
+    """
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"ema decay must lie in (0, 1), got {decay!r}")
+    return AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """G(z) on the CPU, in eval mode (batch norm uses its running statistics), without gradients."""
+    module = generator.module if isinstance(generator, AveragedModel) else generator
+    was_training = module.training
+    module.eval()
+    try:
+        device = next(module.parameters()).device
+        out = [module(z[i:i + batch_size].to(device)).float().cpu() for i in range(0, z.shape[0], batch_size)]
+    finally:
+        module.train(was_training)
+    return torch.cat(out)
+
+
+# --------------------------------------------------------------------------- Algorithm 1
+def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
+             opt_d: torch.optim.Optimizer, *, k: int = 1, loss: str = "non_saturating", real_label: float = 1.0,
+             noise: Callable[[int], torch.Tensor] | None = None, ema: AveragedModel | None = None,
+             device: torch.device | str = "cpu", channels_last: bool = False, track_grad_norms: bool = True,
+             forward_generator: Callable | None = None, forward_discriminator: Callable | None = None) -> Callable:
+    """One iteration of Algorithm 1 per batch: ``k`` discriminator updates, then one generator update.
+
+    The batch (a tensor, or a tuple whose first entry is the data) holds ``k * m`` examples in G's
+    output range; it is split into ``k`` minibatches of ``m``, one per discriminator update, and each
+    update draws its own ``m`` noise vectors, as does the generator update.
+
+    ``loss``: the generator's loss, ``"non_saturating"`` (default), ``"minimax"`` (the saturating
+    log(1 - D(G(z)))) or ``"least_squares"`` (then D uses the least-squares loss too).
+    ``noise(m)``: draws m noise vectors (default: standard normal of ``generator.latent_dim``).
+    ``forward_generator`` / ``forward_discriminator``: callables used for the forward passes, e.g.
+    ``torch.compile``d modules (parameters, optimisers and EMA keep using the plain modules).
+
+    Returns (all detached scalar tensors, averaged per epoch by ``fit``):
+    ``loss_d``, ``loss_g``; ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)) in the last
+    discriminator update (raw scores for least squares); ``d_fake_g`` = mean D(G(z)) seen by the
+    generator update; ``grad_norm_d``, ``grad_norm_g`` (when ``track_grad_norms``).
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k (discriminator updates per generator update) must be a positive int, got {k!r}")
+    if loss not in GENERATOR_LOSSES:
+        raise ValueError(f"loss must be one of {sorted(GENERATOR_LOSSES)}, got {loss!r}")
+    if noise is None:
+        latent_dim = generator.latent_dim
+
+        def noise(m):
+            return torch.randn(m, latent_dim, device=device)
+
+    forward_g = forward_generator or generator
+    forward_d = forward_discriminator or discriminator
+    least_squares = loss == "least_squares"
+    d_loss_fn = least_squares_discriminator_loss if least_squares else discriminator_loss
+    g_loss_fn = GENERATOR_LOSSES[loss]
+    probability = (lambda s: s.float()) if least_squares else (lambda s: torch.sigmoid(s.float()))
+    d_params, g_params = list(discriminator.parameters()), list(generator.parameters())
+
+    def step(batch):
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if x.shape[0] % k:
+            raise ValueError(f"a batch of {x.shape[0]} examples cannot be split into k={k} equal minibatches; "
+                             f"use a batch size of k * m")
+        m = x.shape[0] // k
+        if channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        # -- k discriminator updates, each on a fresh minibatch of data and of noise
+        for real in x.split(m):
+            with torch.no_grad(), autocast(device):
+                fake = forward_g(noise(m))                  # no graph through G: D's update does not need it
+            with autocast(device):
+                real_scores = forward_d(real)
+                fake_scores = forward_d(fake)
+            loss_d = d_loss_fn(real_scores, fake_scores, real_label)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            grad_norm_d = gradient_norm(d_params) if track_grad_norms else None
+            opt_d.step()
+        # -- one generator update against the fixed discriminator
+        discriminator.requires_grad_(False)             # gradients flow *through* D to G, none are kept for D
+        try:
+            with autocast(device):
+                fake_scores_g = forward_d(forward_g(noise(m)))
+            loss_g = g_loss_fn(fake_scores_g)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            grad_norm_g = gradient_norm(g_params) if track_grad_norms else None
+            opt_g.step()
+        finally:
+            discriminator.requires_grad_(True)
+        if ema is not None:
+            ema.update_parameters(generator)
+        out = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+               "d_real": probability(real_scores.detach()).mean(),
+               "d_fake": probability(fake_scores.detach()).mean(),
+               "d_fake_g": probability(fake_scores_g.detach()).mean()}
+        if track_grad_norms:
+            out["grad_norm_d"], out["grad_norm_g"] = grad_norm_d, grad_norm_g
+        return out
+
+    return step
+
+
+@dataclass
+class GANRun:
+    """What :func:`train_gan` hands back: the models, the per-epoch history, and the snapshots.
+
+    ``snapshots``: ``[(epoch, G(fixed_noise))]`` on the CPU, from the EMA generator when there is one
+    (epoch 0 = before training).  ``sampler`` is the generator to sample from (the EMA copy if any).
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    history: History
+    fixed_noise: torch.Tensor
+    snapshots: list[tuple[int, torch.Tensor]] = field(default_factory=list)
+    ema: AveragedModel | None = None
+    optimizers: tuple = ()
+
+    @property
+    def sampler(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.generator
+
+    def sample(self, n: int, seed: int = 0, noise: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
+        """n samples (CPU, G's output range) from :attr:`sampler`, with noise from a seeded generator."""
+        if noise is not None:
+            z = noise(n)
+        else:
+            z = torch.randn(n, self.sampler.latent_dim, generator=torch.Generator().manual_seed(seed))
+        return generate(self.sampler, z)
+
+
+def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor, epochs: int, *,
+              batch_size: int = 64, k: int = 1, optimizer: str = "adam", lr_generator: float = 2e-4,
+              lr_discriminator: float | None = None, betas: tuple[float, float] = (0.5, 0.999),
+              momentum: float = 0.9, loss: str = "non_saturating", real_label: float = 1.0,
+              ema_decay: float | None = None, noise: Callable[[int], torch.Tensor] | None = None,
+              fixed_noise: torch.Tensor | None = None, n_snapshot: int = 64, snapshot_every: int = 1,
+              device: torch.device | str = "cpu", channels_last: bool | None = None, compile: bool = False,
+              track_grad_norms: bool = True, seed: int = 0, checkpoint: str | Path | None = None,
+              resume: bool = False, progress: bool | None = None,
+              on_epoch_end: Callable[[int, dict], None] | None = None, desc: str = "GAN") -> GANRun:
+    """Train a GAN with Algorithm 1 on ``data`` (N x ..., already in G's output range, e.g. [-1, 1]).
+
+    Each iteration uses ``k * batch_size`` examples (k discriminator minibatches of ``batch_size``);
+    an epoch is one pass over ``data``, which moves to ``device`` once.  ``optimizer``, the learning
+    rates, ``loss``, ``real_label`` and ``ema_decay`` are described in :func:`make_optimizers`,
+    :func:`gan_step` and :func:`ema_generator`.  ``channels_last`` defaults to True on CUDA;
+    ``compile=True`` runs the forward passes through ``torch.compile``.  The fixed noise (default
+    ``n_snapshot`` seeded normal vectors) is decoded every ``snapshot_every`` epochs: a sample grid
+    over training.
+    """
+    device = torch.device(device)
+    if not torch.is_tensor(data) or data.ndim < 2:
+        raise ValueError(f"data must be a tensor N x ..., got {getattr(data, 'shape', type(data))}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if k * batch_size > data.shape[0]:
+        raise ValueError(f"k * batch_size = {k * batch_size} exceeds the {data.shape[0]} examples in data")
+    channels_last = (device.type == "cuda") if channels_last is None else channels_last
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    generator.to(device, memory_format=memory_format)
+    discriminator.to(device, memory_format=memory_format)
+    if channels_last and data.ndim == 4:
+        data = data.to(device).contiguous(memory_format=torch.channels_last)
+    opt_g, opt_d = make_optimizers(generator, discriminator, optimizer, lr_generator, lr_discriminator,
+                                   betas=betas, momentum=momentum)
+    ema = ema_generator(generator, ema_decay) if ema_decay else None
+    if fixed_noise is None:
+        fixed_noise = (noise(n_snapshot).cpu() if noise is not None else
+                       torch.randn(n_snapshot, generator.latent_dim, generator=torch.Generator().manual_seed(seed + 1)))
+    batches = BatchIterator(data, batch_size=k * batch_size, seed=seed, device=device)
+    forward_g = torch.compile(generator) if compile else None
+    forward_d = torch.compile(discriminator) if compile else None
+    step = gan_step(generator, discriminator, opt_g, opt_d, k=k, loss=loss, real_label=real_label, noise=noise,
+                    ema=ema, device=device, channels_last=channels_last, track_grad_norms=track_grad_norms,
+                    forward_generator=forward_g, forward_discriminator=forward_d)
+    run = GANRun(generator, discriminator, History(), fixed_noise, ema=ema, optimizers=(opt_g, opt_d))
+    run.snapshots.append((0, generate(run.sampler, fixed_noise)))
+
+    def epoch_end(epoch, record):
+        if epoch % snapshot_every == 0 or epoch == epochs:
+            run.snapshots.append((epoch, generate(run.sampler, fixed_noise)))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
+    state = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
+    if ema is not None:
+        state["ema"] = ema
+    run.history = fit(step, batches, epochs, state=state, checkpoint=checkpoint, resume=resume,
+                      progress=progress, on_epoch_end=epoch_end, desc=desc)
+    return run
+
+
+# --------------------------------------------------------------------------- image-to-image (pix2pix)
+def image_to_image_step(generator: nn.Module, opt_g: torch.optim.Optimizer, *, discriminator: nn.Module | None = None,
+                        opt_d: torch.optim.Optimizer | None = None, l1_weight: float = 100.0,
+                        device: torch.device | str = "cpu", channels_last: bool = False) -> Callable:
+    """One pix2pix update (Isola et al. 2017) on a batch ``(inputs, targets)``.
+
+    Without a discriminator: plain L1 regression, ``loss_g = l1``.  With a conditional (Patch)
+    discriminator, which sees ``cat(input, output)`` along channels:
+
+        loss_D = BCE(D(x, y), 1) + BCE(D(x, G(x)), 0)          (averaged over the patch map)
+        loss_G = -log D(x, G(x)) + l1_weight * |G(x) - y|_1
+
+    Returns detached scalars: ``l1`` (mean absolute error), ``loss_g``, and with a discriminator
+    ``loss_d``, ``adv_g`` (the generator's adversarial term), ``d_real``, ``d_fake``.
+    """
+    if (discriminator is None) != (opt_d is None):
+        raise ValueError("pass both discriminator and opt_d, or neither")
+    d_params = list(discriminator.parameters()) if discriminator is not None else []
+
+    def step(batch):
+        inputs, targets = batch
+        if channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+            targets = targets.contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            outputs = generator(inputs)
+        out = {}
+        if discriminator is not None:
+            with autocast(device):
+                real_scores = discriminator(torch.cat([inputs, targets], 1))
+                fake_scores = discriminator(torch.cat([inputs, outputs.detach()], 1))
+            loss_d = discriminator_loss(real_scores, fake_scores)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            for p in d_params:
+                p.requires_grad_(False)
+            try:
+                with autocast(device):
+                    fake_scores_g = discriminator(torch.cat([inputs, outputs], 1))
+                adv = generator_loss_non_saturating(fake_scores_g)
+            finally:
+                for p in d_params:
+                    p.requires_grad_(True)
+            out.update(loss_d=loss_d.detach(), adv_g=adv.detach(),
+                       d_real=torch.sigmoid(real_scores.detach().float()).mean(),
+                       d_fake=torch.sigmoid(fake_scores.detach().float()).mean())
+        l1 = (outputs.float() - targets.float()).abs().mean()
+        loss_g = l1_weight * l1 + (adv if discriminator is not None else 0.0)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        out.update(l1=l1.detach(), loss_g=loss_g.detach())
+        return out
+
+    return step
+
+
+def train_image_to_image(generator: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, epochs: int, *,
+                         discriminator: nn.Module | None = None, batch_size: int = 16, lr: float = 2e-4,
+                         betas: tuple[float, float] = (0.5, 0.999), l1_weight: float = 100.0,
+                         device: torch.device | str = "cpu", seed: int = 0, channels_last: bool | None = None,
+                         checkpoint: str | Path | None = None, progress: bool | None = None,
+                         desc: str = "image-to-image") -> History:
+    """Train ``generator`` to map ``inputs`` to ``targets`` (N x C x H x W each) with L1, or L1 + GAN.
+
+    Pass a conditional ``discriminator`` (e.g. a :class:`~lecture_utils.models.patchgan.PatchDiscriminator`
+    with ``in_channels = C_in + C_out``) to add the adversarial term.  Adam(lr, betas) for both, as
+    pix2pix.  Calling it again continues training the same models (new optimisers).
+    """
+    if inputs.shape[0] != targets.shape[0] or inputs.shape[2:] != targets.shape[2:]:
+        raise ValueError(f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)} must have the same "
+                         "number of images and the same height and width")
+    device = torch.device(device)
+    channels_last = (device.type == "cuda") if channels_last is None else channels_last
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    fused = device.type == "cuda"
+    generator.to(device, memory_format=memory_format)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas, fused=fused)
+    opt_d, state = None, {"generator": generator, "opt_g": opt_g}
+    if discriminator is not None:
+        discriminator.to(device, memory_format=memory_format)
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas, fused=fused)
+        state.update(discriminator=discriminator, opt_d=opt_d)
+    batches = BatchIterator(inputs, targets, batch_size=batch_size, seed=seed, device=device)
+    step = image_to_image_step(generator, opt_g, discriminator=discriminator, opt_d=opt_d, l1_weight=l1_weight,
+                               device=device, channels_last=channels_last)
+    return fit(step, batches, epochs, state=state, checkpoint=checkpoint, progress=progress, desc=desc)

@@ -1,0 +1,261 @@
+"""GAN library: losses against torch.nn.functional and closed forms, models, PatchGAN receptive field,
+U-Net contract, and the Algorithm-1 training step."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lecture_utils import losses
+from lecture_utils.gan_training import (gan_step, generate, image_to_image_step, make_optimizers, resize_images,
+                                        to_tanh_range, to_unit_range, train_gan, train_image_to_image)
+from lecture_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from lecture_utils.models.gan import MLPDiscriminator, MLPGenerator
+from lecture_utils.models.patchgan import PatchDiscriminator, measure_receptive_field, receptive_field
+from lecture_utils.models.unet import UNet
+
+
+def logits(n=1000, seed=0, scale=6.0):
+    return scale * torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------- losses
+def test_discriminator_loss_is_binary_cross_entropy_with_real_1_fake_0():
+    real, fake = logits(seed=1), logits(seed=2)
+    expected = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    assert torch.allclose(losses.discriminator_loss(real, fake).double(), expected, rtol=1e-6)
+    # closed form: -mean log D(x) - mean log(1 - D(G(z)))
+    closed = -(torch.sigmoid(real).log().mean() + (1 - torch.sigmoid(fake)).log().mean())
+    assert math.isclose(float(losses.discriminator_loss(real, fake)), float(closed), rel_tol=1e-5)
+    smoothed = (F.binary_cross_entropy_with_logits(real, torch.full_like(real, 0.9))
+                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    assert math.isclose(float(losses.discriminator_loss(real, fake, real_label=0.9)), float(smoothed), rel_tol=1e-5)
+
+
+def test_generator_losses_match_closed_forms_and_stay_finite():
+    fake = logits(seed=3)
+    d = torch.sigmoid(fake)
+    assert math.isclose(float(losses.generator_loss_minimax(fake)), float(torch.log1p(-d).mean()), rel_tol=1e-5)
+    assert math.isclose(float(losses.generator_loss_non_saturating(fake)), float(-d.log().mean()), rel_tol=1e-5)
+    assert math.isclose(float(losses.generator_loss_non_saturating(fake)),
+                        float(F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))), rel_tol=1e-6)
+    extreme = torch.tensor([-200.0, 200.0])  # sigmoid is exactly 0 and 1 in float32: log would be -inf
+    for kind in ("minimax", "non_saturating", "least_squares"):
+        assert torch.isfinite(losses.generator_loss(extreme, kind))
+    assert torch.isfinite(losses.discriminator_loss(extreme, extreme))
+
+
+def test_saturation_gradients_with_respect_to_the_logit():
+    # d/dl log(1 - sigmoid(l)) = -sigmoid(l): vanishes as D(G(z)) -> 0; d/dl -log sigmoid(l) = -(1 - sigmoid(l))
+    fake = torch.linspace(-10, 10, 41, dtype=torch.float64, requires_grad=True)
+    losses.generator_loss_minimax(fake).backward()
+    assert torch.allclose(fake.grad * fake.numel(), -torch.sigmoid(fake.detach()), atol=1e-6)
+    fake.grad = None
+    losses.generator_loss_non_saturating(fake).backward()
+    assert torch.allclose(fake.grad * fake.numel(), -(1 - torch.sigmoid(fake.detach())), atol=1e-6)
+
+
+def test_least_squares_losses_closed_form():
+    real, fake = logits(seed=4, scale=1), logits(seed=5, scale=1)
+    assert math.isclose(float(losses.least_squares_discriminator_loss(real, fake)),
+                        float(0.5 * ((real - 1) ** 2).mean() + 0.5 * (fake ** 2).mean()), rel_tol=1e-5)
+    assert math.isclose(float(losses.least_squares_generator_loss(fake)), float(0.5 * ((fake - 1) ** 2).mean()),
+                        rel_tol=1e-5)
+
+
+def test_loss_inputs_are_checked():
+    with pytest.raises(ValueError, match="real_logits must be a float tensor"):
+        losses.discriminator_loss(torch.ones(3, dtype=torch.long), torch.zeros(3))
+    with pytest.raises(ValueError, match="real_label must lie in"):
+        losses.discriminator_loss(torch.ones(3), torch.zeros(3), real_label=0.2)
+    with pytest.raises(ValueError, match="generator loss kind must be one of"):
+        losses.generator_loss(torch.ones(3), "wasserstein")
+    with pytest.raises(ValueError, match="fake_logits is empty"):
+        losses.generator_loss_minimax(torch.zeros(0))
+
+
+# --------------------------------------------------------------------------- models
+def test_mlp_gan_shapes_and_pack():
+    g = MLPGenerator(latent_dim=8, sample_shape=(1, 28, 28), hidden=(32,))
+    x = g(torch.randn(6, 8))
+    assert x.shape == (6, 1, 28, 28) and x.abs().max() <= 1
+    d = MLPDiscriminator((1, 28, 28), hidden=(16,))
+    assert d(x).shape == (6,)
+    packed = MLPDiscriminator((2,), hidden=(16,), pack=3)
+    assert packed(torch.randn(6, 2)).shape == (2,)
+    with pytest.raises(ValueError, match="divisible by pack=3"):
+        packed(torch.randn(4, 2))
+    with pytest.raises(ValueError, match="z must be N x 8"):
+        g(torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("channels,image_size", [(1, 32), (3, 32), (3, 64)])
+def test_dcgan_shapes_range_and_four_fractionally_strided_convolutions(channels, image_size):
+    g = DCGANGenerator(latent_dim=16, channels=channels, image_size=image_size, features=8)
+    transposed = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert len(transposed) == 4 and all(m.stride == (2, 2) for m in transposed)
+    assert g.project[1].unflattened_size == (64, image_size // 16, image_size // 16)  # project and reshape
+    x = g(torch.randn(5, 16))
+    assert x.shape == (5, channels, image_size, image_size) and x.abs().max() < 1
+    for sn in (False, True):
+        d = DCGANDiscriminator(channels, image_size, features=8, spectral_norm=sn)
+        assert d(x).shape == (5,)
+        assert any(isinstance(m, nn.BatchNorm2d) for m in d.modules()) is not sn
+    with pytest.raises(ValueError, match="multiple of 16"):
+        DCGANGenerator(image_size=28)
+    with pytest.raises(ValueError, match="channels must be 1"):
+        DCGANGenerator(channels=2)
+
+
+def test_spectral_norm_bounds_the_largest_singular_value():
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(1, 32, features=8, spectral_norm=True)
+    for _ in range(20):  # power iteration converges during training-mode forward passes
+        d(torch.randn(4, 1, 32, 32))
+    d.eval()
+    conv = d.net[2]
+    sigma = torch.linalg.matrix_norm(conv.weight.reshape(conv.weight.shape[0], -1), ord=2)
+    assert sigma.item() == pytest.approx(1.0, rel=0.05)
+
+
+@pytest.mark.parametrize("n_layers,expected", [(1, 16), (2, 34), (3, 70)])
+def test_patchgan_receptive_field_formula_and_autograd_measurement(n_layers, expected):
+    assert receptive_field(n_layers) == expected
+    torch.manual_seed(n_layers)
+    d = PatchDiscriminator(in_channels=3, features=8, n_layers=n_layers)
+    top, left, height, width = measure_receptive_field(d, in_channels=3, input_size=160)
+    assert (height, width) == (expected, expected)
+    out = d(torch.randn(2, 3, 160, 160))
+    assert out.shape == (2, 1, d.output_size(160), d.output_size(160))
+
+
+def test_patchgan_checks_inputs():
+    d = PatchDiscriminator(in_channels=6, n_layers=3, features=8)
+    with pytest.raises(ValueError, match="N x 6 x H x W"):
+        d(torch.randn(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="too small"):
+        d(torch.randn(1, 6, 16, 16))
+    with pytest.raises(ValueError, match="n_layers"):
+        receptive_field(0)
+
+
+@pytest.mark.parametrize("c_in,c_out,depth", [(3, 3, 3), (1, 3, 2), (4, 3, 4)])
+def test_unet_shapes_and_range(c_in, c_out, depth):
+    net = UNet(in_channels=c_in, out_channels=c_out, depth=depth, base_channels=8)
+    y = net(torch.randn(2, c_in, 32, 48))
+    assert y.shape == (2, c_out, 32, 48) and 0 <= y.min() and y.max() <= 1
+    assert UNet(c_in, c_out, depth, 8, final_activation="tanh")(torch.randn(2, c_in, 32, 32)).min() >= -1
+
+
+def test_unet_validates_inputs():
+    net = UNet(3, 3, depth=3, base_channels=8)
+    with pytest.raises(ValueError, match=r"divisible by 2\*\*depth = 8 \(depth=3\), got 20 x 32"):
+        net(torch.randn(1, 3, 20, 32))
+    with pytest.raises(ValueError, match="N x 3 x H x W"):
+        net(torch.randn(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="depth must be a positive int"):
+        UNet(depth=0)
+    with pytest.raises(ValueError, match="final_activation"):
+        UNet(final_activation="relu")
+
+
+def test_unet_skip_connections_carry_detail():
+    # With skips, a U-Net can learn the identity on random images far better than through its 2x2 bottleneck
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 16, 16)
+    net = UNet(1, 1, depth=3, base_channels=8, final_activation=None)
+    history = train_image_to_image(net, x, x, epochs=30, batch_size=16, lr=3e-3, progress=False)
+    assert history["l1"][-1] < 0.5 * history["l1"][0]
+    assert history["l1"][-1] < 0.1  # a bottleneck of 2 x 2 x 64 alone cannot reproduce 256 random pixels
+
+
+# --------------------------------------------------------------------------- training
+def ring_free_toy(n=2048, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return 3.0 + 0.5 * torch.randn(n, 1, generator=g)
+
+
+def test_gan_step_is_algorithm_1_with_k_discriminator_updates():
+    torch.manual_seed(0)
+    g, d = MLPGenerator(2, (1,), (8,), output="linear"), MLPDiscriminator((1,), (8,))
+    opt_g, opt_d = make_optimizers(g, d, "sgd", lr_generator=0.01, momentum=0.5)
+    calls = {"d_steps": 0, "g_steps": 0, "d_batches": []}
+    original_d_step, original_g_step = opt_d.step, opt_g.step
+    opt_d.step = lambda *a, **kw: (calls.__setitem__("d_steps", calls["d_steps"] + 1), original_d_step())
+    opt_g.step = lambda *a, **kw: (calls.__setitem__("g_steps", calls["g_steps"] + 1), original_g_step())
+    forward_d = lambda x: (calls["d_batches"].append(x.detach().clone()), d(x))[1]  # noqa: E731
+    step = gan_step(g, d, opt_g, opt_d, k=3, forward_discriminator=forward_d)
+    data = torch.arange(12.0).reshape(12, 1)
+    out = step(data)
+    assert calls["d_steps"] == 3 and calls["g_steps"] == 1
+    reals = calls["d_batches"][0:6:2]  # each D update sees (real, fake); then the G update sees a fake
+    assert [r.flatten().tolist() for r in reals] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    fakes = calls["d_batches"][1:6:2] + [calls["d_batches"][6]]
+    assert len(calls["d_batches"]) == 7
+    assert all(not torch.allclose(fakes[i], fakes[j]) for i in range(4) for j in range(i))  # fresh noise each
+    assert set(out) == {"loss_d", "loss_g", "d_real", "d_fake", "d_fake_g", "grad_norm_d", "grad_norm_g"}
+    assert all(v.ndim == 0 and not v.requires_grad for v in out.values())
+    assert all(p.requires_grad for p in d.parameters())  # D unfrozen after the generator update
+    with pytest.raises(ValueError, match="cannot be split into k=3"):
+        step(torch.zeros(10, 1))
+
+
+def test_generator_update_leaves_the_discriminator_alone():
+    torch.manual_seed(0)
+    g, d = MLPGenerator(2, (1,), (8,), output="linear"), MLPDiscriminator((1,), (8,))
+    opt_g, opt_d = make_optimizers(g, d, "adam")
+    d_before = [p.detach().clone() for p in d.parameters()]
+    step = gan_step(g, d, opt_g, opt_d, k=1)
+    opt_d.step = lambda *a, **kw: None  # skip D's update: only the generator update may change anything
+    step(torch.randn(8, 1))
+    assert all(torch.equal(a, b) for a, b in zip(d_before, d.parameters()))
+    assert all(p.grad is None or p.grad.abs().sum() > 0 for p in d.parameters())
+
+
+def test_gan_learns_a_1d_gaussian_and_records_diagnostics():
+    torch.manual_seed(0)
+    g = MLPGenerator(4, (1,), (32, 32), output="linear")
+    d = MLPDiscriminator((1,), (32, 32))
+    data = ring_free_toy()
+    run = train_gan(g, d, data, epochs=40, batch_size=64, lr_generator=2e-3, betas=(0.5, 0.999),
+                    ema_decay=0.99, progress=False, n_snapshot=2000)
+    samples = run.snapshots[-1][1]
+    assert abs(float(samples.mean()) - 3.0) < 0.3 and abs(float(samples.std()) - 0.5) < 0.25
+    before = run.snapshots[0][1]
+    assert abs(float(before.mean()) - 3.0) > 1.0  # it did move
+    h = run.history
+    assert len(h) == 40 and len(run.snapshots) == 41
+    assert 0 < h["d_real"][-1] < 1 and 0 < h["d_fake"][-1] < 1 and h["grad_norm_g"][-1] > 0
+    assert abs(h["d_real"][-1] - 0.5) < 0.25  # near the equilibrium D = 1/2
+
+
+def test_dcgan_loop_runs_and_images_map_between_ranges():
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 28, 28)
+    x = to_tanh_range(resize_images(images, 32))
+    assert x.shape == (64, 1, 32, 32) and x.min() >= -1 and x.max() <= 1
+    assert torch.allclose(to_unit_range(to_tanh_range(images)), images, atol=1e-6)
+    g, d = DCGANGenerator(16, 1, 32, features=8), DCGANDiscriminator(1, 32, features=8, spectral_norm=True)
+    run = train_gan(g, d, x, epochs=2, batch_size=16, k=2, ema_decay=0.9, real_label=0.9,
+                    lr_discriminator=4e-4, progress=False)
+    assert run.history.last["steps"] == 2 and run.history.last["images"] == 64
+    assert run.sample(10).shape == (10, 1, 32, 32)
+    assert not torch.equal(run.sampler.state_dict()["project.0.weight"], g.state_dict()["project.0.weight"])
+    z = torch.randn(3, 16)
+    assert torch.equal(generate(g, z), generate(g, z))  # eval mode: batch norm uses running statistics
+
+
+def test_image_to_image_with_patchgan_runs_and_lowers_l1():
+    torch.manual_seed(0)
+    target = torch.rand(32, 3, 16, 16)
+    inputs = F.avg_pool2d(target, 2).repeat_interleave(2, 2).repeat_interleave(2, 3)
+    net = UNet(3, 3, depth=2, base_channels=8)
+    d = PatchDiscriminator(6, features=8, n_layers=2)
+    history = train_image_to_image(net, inputs, target, epochs=6, discriminator=d, batch_size=8, lr=2e-3,
+                                   progress=False)
+    assert {"l1", "loss_g", "loss_d", "adv_g", "d_real", "d_fake"} <= set(history.last)
+    assert history["l1"][-1] < history["l1"][0]
+    with pytest.raises(ValueError, match="both discriminator and opt_d"):
+        image_to_image_step(net, torch.optim.Adam(net.parameters()), discriminator=d)
