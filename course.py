@@ -137,7 +137,8 @@ def command_slides(args: argparse.Namespace) -> int:
             failed = command_run(argparse.Namespace(notebooks=[str(n) for n in todo], budget=args.budget or "smoke"))
     code = subprocess.call([str(python), "-m", "lecture_utils.publish", "slides", "--out", str(ROOT / "build" / "slides"),
                             *map(str, notebooks)], cwd=ROOT)
-    say("slides are in build/slides/ (open NN_topic.slides.html in a browser; works offline)")
+    if code == 0:
+        say("slides are in build/slides/ (open NN_topic.slides.html in a browser; works offline)")
     return failed or code
 
 
@@ -149,7 +150,8 @@ def command_site(args: argparse.Namespace) -> int:
     failed = command_run(argparse.Namespace(notebooks=[str(n) for n in todo], budget=args.budget)) if todo else 0
     code = subprocess.call([str(python), "-m", "lecture_utils.publish", "site", "--out", str(ROOT / "build" / "site"),
                             *map(str, notebooks)], cwd=ROOT)
-    say("the course site is in build/site/ (open index.html; works offline, publish the folder as it is)")
+    if code == 0:
+        say("the course site is in build/site/ (open index.html; works offline, publish the folder as it is)")
     return failed or code
 
 

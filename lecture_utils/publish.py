@@ -160,9 +160,7 @@ def _common_config(config, exporter: str, vendor: str) -> None:
     section.require_js_url = f"{vendor}/requirejs/require.js"
     section.jquery_url = f"{vendor}/jquery/dist/jquery.min.js"
     section.mathjax_url = _math_url(vendor)
-    # Mermaid diagrams are not used by the course; the templates leave the CDN loader out.
-    section.mermaid_js_url = ""
-    section.mermaid_layout_elk_js_url = ""
+    # Mermaid diagrams are not used by the course: the course templates leave its CDN loader out.
     section.widget_renderer_url = f"{vendor}/no-widget-renderer.js"
 
 
@@ -452,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of executed copies (default: build/notebooks)")
     parser.add_argument("--results", type=Path, default=repo_root() / "build" / "results",
                         help="folder of results JSON files (site only; default: build/results)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     notebooks = args.notebooks or course_notebooks()
     if not notebooks:
         print("no notebooks found", file=sys.stderr)
