@@ -191,8 +191,14 @@ class InterpolationExplorer(_StaticFallback, widgets.VBox):
         self.start_picker = self.end_picker = None
         if self.choices:
             labels = list(self.choices)
-            self.start_picker = widgets.Dropdown(options=labels, value=labels[0], description="from")
-            self.end_picker = widgets.Dropdown(options=labels, value=labels[min(1, len(labels) - 1)],
+            def label_of(z, default):  # the choice whose code is this endpoint, if any
+                z = _check_codes("z", z)
+                return next((label for label in labels if torch.equal(_check_codes(label, self.choices[label][0]), z)),
+                            default)
+
+            self.start_picker = widgets.Dropdown(options=labels, value=label_of(z_start, labels[0]),
+                                                 description="from")
+            self.end_picker = widgets.Dropdown(options=labels, value=label_of(z_end, labels[min(1, len(labels) - 1)]),
                                                description="to")
             controls.insert(0, widgets.HBox([self.start_picker, self.end_picker]))
         header = [widgets.HTML(f"<b>{title}</b>")] if title else []
@@ -226,7 +232,8 @@ class InterpolationExplorer(_StaticFallback, widgets.VBox):
             ends.append(given.clamp(0, 1))
         self.start_image, self.end_image = ends
         self.scale = max(1, round(PANEL_PIXELS / shape[1]))
-        self._projection = self._plane_basis()
+        basis = self._plane_basis().numpy()
+        self._planar = {m: (self.codes[m].numpy() @ basis.T).tolist() for m in INTERPOLATION_MODES}  # n x 2
         self._pngs = {m: [self._render(m, i) for i in range(self.n_frames)] for m in INTERPOLATION_MODES}
         self._static_png_cache = None
         self._on_move()
@@ -270,13 +277,13 @@ class InterpolationExplorer(_StaticFallback, widgets.VBox):
 
     def _draw_path(self, draw, box, mode: str, index: int) -> None:
         left, top, side = box
-        planar = {m: self.codes[m] @ self._projection.T for m in INTERPOLATION_MODES}   # n x 2
+        planar = self._planar
         typical = math.sqrt(self.z_start.shape[0])   # the norm of a typical N(0, I) sample
-        extent = max(typical, float(torch.cat(list(planar.values())).abs().max())) * 1.15
+        extent = max([typical] + [abs(c) for m in INTERPOLATION_MODES for p in planar[m] for c in p]) * 1.15
 
         def to_pixels(point):
-            x = left + (float(point[0]) / extent + 1) / 2 * (side - 1)
-            y = top + (1 - (float(point[1]) / extent + 1) / 2) * (side - 1)
+            x = left + (point[0] / extent + 1) / 2 * (side - 1)
+            y = top + (1 - (point[1] / extent + 1) / 2) * (side - 1)
             return x, y
 
         draw.rectangle([left, top, left + side - 1, top + side - 1], outline=(200, 200, 200))
