@@ -41,7 +41,8 @@ VENDOR = PACKAGE / "static" / "vendor"
 TEMPLATES = PACKAGE / "templates"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MATHJAX_CONFIG = "TeX-AMS_CHTML-full"
-RECORD_KEYS = ("notebook", "budget", "device", "data_source", "wall_time_s", "lecture_utils", "torch", "python")
+RECORD_KEYS = ("notebook", "budget", "device", "data_source", "wall_time_s", "lecture_utils", "torch", "python",
+               "presenter_mode", "pretrained")
 
 # URLs a browser fetches on its own: script/img/iframe src, stylesheet href, CSS @import/url(), JS import().
 _FETCHED_URL = re.compile(
@@ -109,7 +110,7 @@ def notebook_sections(nb) -> list[str]:
         if cell.cell_type == "markdown":
             first = "".join(cell.source).lstrip("\n").split("\n", 1)[0]
             if first.startswith("## "):
-                found.append(first[3:].strip())
+                found.append(re.sub(r"[*`]", "", first[3:]).strip())  # plain text: no emphasis marks
     return found
 
 
@@ -252,7 +253,7 @@ def _format_value(value) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"
-    if value is None:
+    if value is None or value == []:
         return "–"
     return str(value)
 
@@ -309,6 +310,17 @@ def read_results(results_dir: Path) -> dict[str, dict]:
     return records
 
 
+def _budget(record: dict) -> str:
+    """The budget, and how the run was made when it was not the ordinary way (presenter mode, shipped weights)."""
+    text = str(record.get("budget", "–"))
+    if record.get("presenter_mode"):
+        text += " · presenter mode"
+    if record.get("pretrained"):
+        loaded = record["pretrained"]
+        text += " · shipped checkpoints: " + (", ".join(map(str, loaded)) if isinstance(loaded, list) else str(loaded))
+    return text
+
+
 def _wall_time(seconds) -> str:
     if not isinstance(seconds, (int, float)):
         return "–"
@@ -356,7 +368,7 @@ def index_html(entries: list[dict], records: dict[str, dict], course_title: str,
         metrics = "".join(f"<li><code>{esc(k)}</code>: {esc(v)}</li>" for k, v in headline_metrics(record))
         result_rows.append(
             f"<tr><td>{name}<br><a href=\"results/{esc(stem)}.json\">JSON</a></td>"
-            f"<td>{esc(str(record.get('budget', '–')))}</td><td>{esc(str(record.get('device', '–')))}</td>"
+            f"<td>{esc(_budget(record))}</td><td>{esc(str(record.get('device', '–')))}</td>"
             f"<td>{esc(str(record.get('data_source', '–')))}</td>"
             f"<td class=\"num\">{esc(_wall_time(record.get('wall_time_s')))}</td>"
             f"<td><ul class=\"metrics\">{metrics}</ul></td></tr>")

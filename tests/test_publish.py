@@ -44,7 +44,7 @@ def fixture_notebook(number: int, topic: str, executed: bool):
     cells = [md(f"# {number:02d} · The {topic} notebook\nGoals: learn $p(x)$."),
              md("## The idea\n$$ \\mathcal{L} = \\mathbb{E}[\\log p(x \\mid z)] $$"),
              code("plt.show()"),
-             md("## A widget"),
+             md("## A *widget*"),
              code("explorer")]
     nb = nbformat.v4.new_notebook(cells=cells)
     if executed:
@@ -66,7 +66,7 @@ RECORDS = {
                  "psnr_db": 27.123456, "beats_bicubic": True, "test_mse": {"2": {"PCA": 0.05592983}},
                  "code_sizes": [2, 16], "table": [{"a": 1}, {"a": 2}]},
     "02_beta": {"notebook": "02_beta", "budget": "standard", "device": "cuda:0", "data_source": "torchvision MNIST",
-                "wall_time_s": 330.0, "elbo_nats": -98.7654},
+                "wall_time_s": 330.0, "presenter_mode": True, "pretrained": ["vae"], "elbo_nats": -98.7654},
 }
 
 
@@ -140,13 +140,15 @@ def test_index_tables_are_built_from_the_results_files(course):
     by_name = {row[0].replace("JSON", "").strip(): row for row in result_rows}
     for stem, record in RECORDS.items():
         row = by_name[stem]
-        assert row[1:4] == [record["budget"], record["device"], record["data_source"]]
+        assert row[1].startswith(record["budget"]) and row[2:4] == [record["device"], record["data_source"]]
+    assert by_name["01_alpha"][1] == "smoke"
+    assert by_name["02_beta"][1] == "standard · presenter mode · shipped checkpoints: vae"
     assert by_name["01_alpha"][4] == "12 s" and by_name["02_beta"][4] == "5.5 min"
     alpha = by_name["01_alpha"][5]
     assert "psnr_db: 27.12" in alpha and "beats_bicubic: yes" in alpha
     assert "test_mse.2.PCA: 0.05593" in alpha and "code_sizes: 2, 16" in alpha and "table: 2 entries" in alpha
     assert "wall_time_s" not in alpha and "torch" not in alpha
-    assert "elbo_nats: -98.77" in by_name["02_beta"][5]
+    assert "elbo_nats: -98.77" in by_name["02_beta"][5] and "presenter_mode" not in by_name["02_beta"][5]
     copied = json.loads((course["site"] / "results" / "02_beta.json").read_text())
     assert copied == RECORDS["02_beta"]
 
