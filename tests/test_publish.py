@@ -288,3 +288,52 @@ def test_slides_and_page_work_offline_in_chromium(tmp_path):
     assert any("vendor/reveal.js/dist/reveal.js" in url for url in requests)
     assert failed == [] and errors == [], (failed, errors)
     
+
+# ----------------------------------------------------------------------------- course.py slides / site
+
+@pytest.fixture
+def course_py(tmp_path, monkeypatch):
+    """course.py with a temporary repository: 01 has a current executed copy, 02 a stale one, 03 none."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_cli", ROOT / "course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "build" / "notebooks").mkdir(parents=True)
+    for stem in ("01_a", "02_b", "03_c"):
+        (tmp_path / "notebooks" / f"{stem}.ipynb").write_text("{}")
+    now = time.time()
+    for stem, age in (("01_a", -10), ("02_b", 10)):
+        copy = tmp_path / "build" / "notebooks" / f"{stem}.ipynb"
+        copy.write_text("{}")
+        os.utime(copy, (now - age, now - age))  # 01: newer than its source; 02: older
+    calls = {"run": [], "call": []}
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    monkeypatch.setattr(module, "setup", lambda extras=(): Path("python"))
+    monkeypatch.setattr(module, "command_run", lambda args: calls["run"].append(
+        ([Path(n).name for n in args.notebooks], args.budget)) or 0)
+    monkeypatch.setattr(module.subprocess, "call", lambda command, **kw: calls["call"].append(command) or 0)
+    return module, calls
+
+
+def test_course_slides_executes_only_what_is_missing_unless_a_budget_is_given(course_py):
+    module, calls = course_py
+    assert module.main(["slides"]) == 0
+    assert calls["run"] == [(["02_b.ipynb", "03_c.ipynb"], "smoke")]
+    command = calls["call"][-1]
+    assert command[1:5] == ["-m", "lecture_utils.publish", "slides", "--out"]
+    assert [Path(c).name for c in command[6:]] == ["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"]
+    assert module.main(["slides", "--budget", "standard"]) == 0
+    assert calls["run"][-1] == (["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"], "standard")
+    calls["run"].clear()
+    assert module.main(["slides", "--no-execute"]) == 0 and calls["run"] == []
+
+
+def test_course_site_executes_every_notebook_in_the_budget(course_py):
+    module, calls = course_py
+    assert module.main(["site", "--budget", "smoke"]) == 0
+    assert calls["run"] == [(["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"], "smoke")]
+    assert calls["call"][-1][3] == "site" and calls["call"][-1][5].endswith("build/site")
+    assert module.main(["site", "--reuse"]) == 0
+    assert calls["run"][-1] == (["02_b.ipynb", "03_c.ipynb"], None)
