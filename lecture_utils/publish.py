@@ -44,10 +44,10 @@ MATHJAX_CONFIG = "TeX-AMS_CHTML-full"
 RECORD_KEYS = ("notebook", "budget", "device", "data_source", "wall_time_s", "lecture_utils", "torch", "python",
                "presenter_mode", "pretrained")
 
-# URLs a browser fetches on its own: script/img/iframe src, stylesheet href, CSS @import/url(), JS import().
+# URLs a browser fetches on its own: script/img/iframe src, link href, CSS @import/url(), JS import ... from / import().
 _FETCHED_URL = re.compile(
     r"""(?:<script[^>]*\bsrc|<img[^>]*\bsrc|<iframe[^>]*\bsrc|<link[^>]*\bhref)\s*=\s*["']?(https?:)?//"""
-    r"""|@import\s+(?:url\()?["']?(https?:)?//|url\(\s*["']?(https?:)?//|\bimport\s*\(?\s*["'](https?:)?//""",
+    r"""|@import\s+(?:url\()?["']?(https?:)?//|url\(\s*["']?(https?:)?//|\b(?:import|from)\s*\(?\s*["'](https?:)?//""",
     re.IGNORECASE)
 
 

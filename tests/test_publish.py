@@ -200,6 +200,7 @@ def test_the_offline_check_catches_the_stock_cdn_templates():
     ours = publish.slides_html(nb)
     assert publish.fetched_external_urls(ours) == []
     assert publish.fetched_external_urls('<link rel="stylesheet" href="//cdn.example/x.css">')
+    assert publish.fetched_external_urls("<script type=module>import m from 'https://cdn.example/m.mjs'</script>")
     assert publish.fetched_external_urls('<a href="https://arxiv.org/abs/1406.2661">paper</a>') == []
 
 
