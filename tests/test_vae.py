@@ -239,3 +239,28 @@ def test_vae_step_and_train_vae_check_their_input():
         vae_step(model, optimizer, beta=-1)
     with pytest.raises(ValueError, match=r"images must lie in \[0, 1\]"):
         train_vae(model, 2 * torch.ones(10, 1, 28, 28), epochs=1, batch_size=5)
+
+
+def test_random_shift_moves_each_image_by_its_own_offset():
+    from lecture_utils.train import random_shift
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(64, 2, 7, 9, generator=g) + 0.1  # no zeros, so the fill shows
+    shifted = random_shift(images, 2, generator=torch.Generator().manual_seed(1))
+    seen = set()
+    for x, y in zip(images, shifted):
+        matches = []
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                # reference: zero-padded translation by (dy, dx), written independently with slicing
+                ref = torch.zeros_like(x)
+                ref[:, max(0, -dy):7 - max(0, dy), max(0, -dx):9 - max(0, dx)] = \
+                    x[:, max(0, dy):7 - max(0, -dy), max(0, dx):9 - max(0, -dx)]
+                if torch.equal(ref, y):
+                    matches.append((dy, dx))
+        assert len(matches) == 1, matches
+        seen.add(matches[0])
+    assert len(seen) > 10, "offsets must differ between images"
+    assert random_shift(images, 0) is images
+    with pytest.raises(ValueError, match="max_shift must be a non-negative int"):
+        random_shift(images, -1)
