@@ -42,22 +42,26 @@ SIZES: dict[str, dict[str, tuple]] = {
         "n_train": (1000, 60000, 60000),      # capped by what the data source holds (4,500 offline)
         "n_test": (200, 10000, 10000),
         "latent_size": (20, 20, 20),
-        "epochs": (4, 100, 50),
+        # Training length in images seen, so that the time does not depend on the data source:
+        # standard is 150 epochs over the 4,500 offline digits, or 11 over the 60,000 of MNIST.
+        "train_images": (4000, 675000, 3000000),
+        "shift_pixels": (0, 1, 1),            # random 1-pixel shifts: less overfitting on small sets
         "lr": (1e-3, 1e-3, 1e-3),
         "batch_size": (100, 128, 128),
-        # The test negative ELBO the notebook asserts (nats); standard's 100 is the goal on MNIST.
-        "max_test_negative_elbo": (250.0, 115.0, 100.0),
+        # The test negative ELBO the notebook asserts (nats).  The goal is 100 on MNIST; the
+        # 4,500 offline digits reach about 107 (see the notebook's results), hence the margins.
+        "max_test_negative_elbo": (250.0, 112.0, 102.0),
         "n_kl_check": (100, 500, 1000),
         "iw_ks": ((1, 10, 50), (1, 10, 100, 1000), (1, 10, 100, 1000, 5000)),
         "n_samples": (1000, 1000, 1000),
-        "epochs_2d": (4, 60, 50),
-        "ae_epochs": (4, 30, 50),
+        "train_images_2d": (4000, 180000, 1200000),
+        "ae_train_images": (4000, 135000, 1200000),
         # Whether training is long enough for the VAE's prior samples to beat the autoencoder's.
         "vae_beats_ae": (False, True, True),
         "manifold_side": (8, 20, 20),
         "n_frames": (9, 25, 25),
         "betas": ((0.5, 4.0), (0.5, 1.0, 2.0, 4.0), (0.5, 1.0, 2.0, 4.0, 8.0)),
-        "beta_epochs": (2, 30, 30),
+        "beta_train_images": (2000, 135000, 1200000),
     },
     # 03_gan_minimax: section added with notebook 03
     # 04_dcgan_patchgan: section added with notebook 04
