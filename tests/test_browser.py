@@ -164,12 +164,17 @@ def test_notebook_02_runs_in_jupyterlab_and_the_slider_moves_the_image(jupyter_l
             page.screenshot(path=str(shots / "02_vae_elbo_explorer_t0.png"))
             handle = page.locator(".latent-explorer .noUi-handle").first
             handle.focus()
-            for _ in range(6):
+            changed = ("src => { const i = document.querySelector('.latent-explorer-image');"
+                       " return i.src !== src && i.complete && i.naturalWidth > 0; }")
+            start = time.perf_counter()
+            page.keyboard.press("ArrowRight")  # one step: browser -> kernel -> new frame -> browser
+            page.wait_for_function(changed, arg=before_src, timeout=30_000, polling=5)
+            one_step_ms = (time.perf_counter() - start) * 1000
+            for _ in range(5):
                 page.keyboard.press("ArrowRight")
-            page.wait_for_function(
-                "src => { const i = document.querySelector('.latent-explorer-image');"
-                " return i.src !== src && i.complete && i.naturalWidth > 0; }",
-                arg=before_src, timeout=30_000)
+            page.wait_for_timeout(300)
+            (shots / "timing.json").write_text(json.dumps({"slider_step_round_trip_ms": round(one_step_ms, 1)}))
+            print(f"one slider step, key press to new image on screen: {one_step_ms:.0f} ms")
             page.wait_for_timeout(200)
             after = image.screenshot()
             page.screenshot(path=str(shots / "02_vae_elbo_explorer_moved.png"))
