@@ -6,6 +6,7 @@ notebook, a PDF, a web page), so the same call teaches in every medium.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from typing import Callable
@@ -31,7 +32,18 @@ from . import plotting
 # draw it, the others show the picture.
 
 INTERPOLATION_MODES = ("linear", "spherical")
-PANEL_PIXELS = 112          # decoded images are scaled up (nearest) to about this many pixels
+PANEL_PIXELS = 160          # decoded images are scaled up (nearest) to about this many pixels
+CAPTION_PIXELS = 20         # the caption strip above the panels
+
+
+@functools.lru_cache(maxsize=1)
+def _caption_font():
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=14)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
 
 
 def _check_codes(name: str, z: torch.Tensor, size: int | None = None) -> torch.Tensor:
@@ -236,6 +248,7 @@ class InterpolationExplorer(_StaticFallback, widgets.VBox):
         self._planar = {m: (self.codes[m].numpy() @ basis.T).tolist() for m in INTERPOLATION_MODES}  # n x 2
         self._pngs = {m: [self._render(m, i) for i in range(self.n_frames)] for m in INTERPOLATION_MODES}
         self._static_png_cache = None
+        self.image.layout.width = f"{4 * self.scale * shape[1] + 18}px"  # natural size: crisp pixels
         self._on_move()
 
     def _on_pick(self, _change=None) -> None:
@@ -263,12 +276,13 @@ class InterpolationExplorer(_StaticFallback, widgets.VBox):
         panels = [_to_pil(self.start_image, self.scale), _to_pil(self.frames[mode][index], self.scale),
                   _to_pil(self.end_image, self.scale)]
         side = panels[0].height
-        gap, top = 6, 16
+        gap, top = 6, CAPTION_PIXELS
+        font = _caption_font()
         canvas = Image.new("RGB", (4 * side + 3 * gap, side + top), "white")
         draw = ImageDraw.Draw(canvas)
         captions = ("start", f"t = {float(self.ts[index]):.2f}", "end", f"path ({mode})")
         for k, caption in enumerate(captions):
-            draw.text((k * (side + gap) + 2, 2), caption, fill="black")
+            draw.text((k * (side + gap) + 2, 1), caption, fill="black", font=font)
         for k, panel in enumerate(panels):
             canvas.paste(panel, (k * (side + gap), top))
         draw.rectangle([side + gap - 2, top - 2, 2 * side + gap + 1, top + side + 1], outline=(220, 40, 40))
@@ -299,7 +313,7 @@ class InterpolationExplorer(_StaticFallback, widgets.VBox):
         draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=(220, 40, 40))
         for point, label in ((planar[mode][0], "A"), (planar[mode][-1], "B")):
             x, y = to_pixels(point)
-            draw.text((x + 3, y - 12), label, fill="black")
+            draw.text((x + 3, y - 17), label, fill="black", font=_caption_font())
 
     def static_figure(self):
         """Film strips of both paths (every frame, or 13 of them), with the endpoints."""
@@ -329,7 +343,7 @@ class InterpolationExplorer(_StaticFallback, widgets.VBox):
 
         picture = np.asarray(Image.open(io.BytesIO(self.image.value)).convert("RGB"))
         _, h, w = self.current_image().shape
-        side, gap, top = h * self.scale, 6, 16
+        side, gap, top = h * self.scale, 6, CAPTION_PIXELS
         crop = picture[top:top + side, side + gap:side + gap + w * self.scale][::self.scale, ::self.scale]
         pixels = torch.from_numpy(crop.copy()).permute(2, 0, 1).float() / 255
         return pixels[:1] if self.current_image().shape[0] == 1 else pixels
@@ -403,6 +417,7 @@ class LatentSliders(_StaticFallback, widgets.VBox):
         self.image.add_class("latent-sliders-image")
         first = decode_checked(decode, self.code()[None])[0]
         self.scale = max(1, round(PANEL_PIXELS / first.shape[1]))
+        self.image.layout.width = f"{self.scale * first.shape[2]}px"
         header = [widgets.HTML(f"<b>{title}</b>")] if title else []
         super().__init__(header + [widgets.HBox([widgets.VBox(self.sliders), self.image])])
         self.add_class("latent-sliders")
@@ -505,6 +520,5 @@ def endpoint_choices(encode: Callable, images: torch.Tensor, labels: torch.Tenso
             code, image = code_of(encode, images, labels, digit=c, occurrence=k)
             choices[f"digit {c} (#{int(where[k])})"] = (code, image)
     return choices
-
 
 # --------------------------------------------------------------------------- style and prompt widgets (notebooks 08-09)
