@@ -1,0 +1,82 @@
+"""One model for three image-editing tasks (notebook 07): inpainting, colorization and uncropping.
+
+All three are the same conditional image-to-image problem: given a corrupted image and the mask of
+what is missing, produce the clean image.  :class:`EditingUNet` feeds the corrupted image *and* the
+mask (3 + 1 = 4 channels) to a U-Net (:class:`~lecture_utils.models.unet.UNet`), and keeps every
+known pixel as it was:
+
+    output = mask * UNet(corrupted, mask) + (1 - mask) * corrupted
+
+so the network only paints the missing region (for colorization the mask is all ones: every pixel's
+colour is missing, and the grey input tells it the brightness).  The L1 loss on the output is then an
+L1 loss on the missing region, and the discriminator judges a composite image whose seams it can see.
+
+Input: a tensor N x 4 x H x W = cat(corrupted N x 3 x H x W, mask N x 1 x H x W), as
+:func:`editing_input` builds it; H and W must be multiples of 2**depth and at least ``min_size``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..data import check_mask
+from .unet import UNet
+
+
+def editing_input(corrupted: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The model's input: corrupted images (N x 3 x H x W) and masks (N x 1 x H x W) stacked to N x 4 x H x W."""
+    if not torch.is_tensor(corrupted) or corrupted.ndim != 4 or corrupted.shape[1] != 3:
+        shape = tuple(corrupted.shape) if torch.is_tensor(corrupted) else type(corrupted).__name__
+        raise ValueError(f"corrupted must be N x 3 x H x W (colour images), got shape {shape}")
+    return torch.cat([corrupted, check_mask(mask, corrupted).to(corrupted.device, corrupted.dtype)], dim=1)
+
+
+class EditingUNet(nn.Module):
+    """cat(corrupted, mask) N x 4 x H x W -> restored images N x 3 x H x W in [0, 1], known pixels kept.
+
+    ``depth``, ``base_channels``, ``norm``: the U-Net's (a sigmoid output for [0, 1]).  ``min_size``
+    (default 4 * 2**depth: a bottleneck of at least 4 x 4) is the smallest image side it accepts.
+    """
+
+    def __init__(self, depth: int = 3, base_channels: int = 32, norm: str = "batch", min_size: int | None = None):
+        super().__init__()
+        self.unet = UNet(in_channels=4, out_channels=3, depth=depth, base_channels=base_channels, norm=norm,
+                         final_activation="sigmoid")
+        self.depth = depth
+        self.min_size = 4 * 2 ** depth if min_size is None else int(min_size)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """ValueError unless ``x`` is N x 4 x H x W with H, W >= min_size and multiples of 2**depth."""
+        if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 4:
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError("input must be N x 4 x H x W: the corrupted image (3 channels) and its mask "
+                             f"(1 channel), as editing_input(corrupted, mask) builds it; got shape {shape}")
+        h, w = x.shape[2:]
+        if min(h, w) < self.min_size:
+            raise ValueError(f"images must be at least {self.min_size} x {self.min_size} pixels for a U-Net of "
+                             f"depth {self.depth}, got {h} x {w}")
+        step = 2 ** self.depth
+        if h % step or w % step:
+            raise ValueError(f"height and width must be multiples of 2**depth = {step}, got {h} x {w} "
+                             f"(crop to {h - h % step} x {w - w % step})")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        corrupted, mask = x[:, :3], x[:, 3:]
+        painted = self.unet(x)                                                   # N x 3 x H x W in (0, 1)
+        return mask * painted + (1 - mask) * corrupted
+
+
+@torch.no_grad()
+def restore(model: nn.Module, corrupted: torch.Tensor, mask: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """The model's restoration of ``corrupted`` images with their ``mask`` (eval mode), on the CPU, in [0, 1]."""
+    x = editing_input(corrupted, mask)
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        out = torch.cat([model(x[i:i + batch_size].to(device)).float().cpu()
+                         for i in range(0, x.shape[0], batch_size)])
+    finally:
+        model.train(was_training)
+    return out.clamp(0, 1)
