@@ -7,6 +7,8 @@
                                       (--budget smoke|standard|full, default: the library's default)
     python3 course.py slides          offline reveal.js slides of every notebook into build/slides/
     python3 course.py site            execute every notebook (--budget) and write a static site into build/site/
+    python3 course.py homework build  course staff: homework student releases + autograders into build/homework/
+    python3 course.py homework grade FOLDER   grade submitted notebooks offline, CSV of scores per question
 
 Set-up creates a virtual environment in .venv/, installs the course package (lecture_utils)
 with its pinned dependencies, and registers a Jupyter kernel.  It remembers what it installed
@@ -155,6 +157,12 @@ def command_site(args: argparse.Namespace) -> int:
     return failed or code
 
 
+def command_homework(args: argparse.Namespace) -> int:
+    """Course staff: build the homework releases and autograders, or grade a folder (homework/homework.py)."""
+    python = setup(("homework",))
+    return subprocess.call([str(python), str(ROOT / "homework" / "homework.py"), *args.homework_args], cwd=ROOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
@@ -177,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
                       help="LECTURE_UTILS_BUDGET for the executions (default: the library's default)")
     site.add_argument("--reuse", action="store_true",
                       help="execute only notebooks without a current executed copy in build/notebooks/")
+    homework = sub.add_parser("homework", help="course staff: 'build' the homework releases and autograders, "
+                              "'grade FOLDER' of submissions offline (see homework/homework.py --help)")
+    homework.add_argument("homework_args", nargs=argparse.REMAINDER,
+                          help="build [--check] | grade FOLDER [--assignment NAME] [--time-limit S] ...")
     setup_parser = sub.add_parser("setup", help="only create the environment (add --test for the test extras)")
     setup_parser.add_argument("--test", action="store_true", help="include the test extras")
     args = parser.parse_args(argv)
@@ -192,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         return command_slides(args)
     if args.command == "site":
         return command_site(args)
+    if args.command == "homework":
+        return command_homework(args)
     setup(("test",) if args.test else ())
     return 0
 

@@ -1,0 +1,349 @@
+"""Autograded homework: the releases build without solutions or hidden tests, and the offline grader
+scores solutions, untouched releases and broken submissions (wrong, looping, crashing, deleting,
+unreadable) each on its own, without one submission stopping or changing the grading of another.
+
+The grading runs are module fixtures: one folder with every kind of submission is graded once
+(about ten notebook executions, a couple of minutes on 2 cores), and the tests read its rows.
+"""
+import csv
+import importlib.util
+import json
+import re
+import shutil
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("homework_tool", ROOT / "homework" / "homework.py")
+homework = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = homework          # dataclasses look their module up there
+_spec.loader.exec_module(homework)
+
+ASSIGNMENTS = homework.ASSIGNMENTS
+CELL_LIMIT_S = 90          # generous: a set-up cell imports torch and the library, slow on a busy machine
+SUBMISSION_LIMIT_S = 400
+LOOP_CELL_LIMIT_S = 10     # short limits for the looping submission, whose cells are light
+LOOP_CHECK_LIMIT_S = 5     # the checks of a correct answer take well under a second
+
+
+def master_cells(name):
+    return nbformat.read(ROOT / "homework" / f"{name}.ipynb", as_version=4).cells
+
+
+def master_questions(name):
+    """{question: points} from the master's '# BEGIN QUESTION' cells."""
+    questions = {}
+    for cell in master_cells(name):
+        if cell.cell_type == "raw" and cell.source.startswith("# BEGIN QUESTION"):
+            config = dict(line.split(": ", 1) for line in cell.source.splitlines()[1:] if ": " in line)
+            questions[config["name"]] = float(config["points"])
+    return questions
+
+
+def master_tests(name):
+    """[(function name, hidden)] of the master's test cells."""
+    tests = []
+    for cell in master_cells(name):
+        match = re.search(r"^def (test_\w+)\(", cell.source, re.M) if cell.cell_type == "code" else None
+        if match:
+            tests.append((match.group(1), bool(re.search(r"^hidden: true$", cell.source, re.M))))
+    return tests
+
+
+def solution_lines(name):
+    """Lines that occur only inside '# BEGIN SOLUTION' ... '# END SOLUTION' in the master."""
+    inside_lines, outside_lines = set(), set()
+    for cell in master_cells(name):
+        if cell.cell_type != "code":
+            continue
+        inside = False
+        for line in cell.source.splitlines():
+            if "# END SOLUTION" in line:
+                inside = False
+            elif "# BEGIN SOLUTION" in line:
+                inside = True
+            elif line.strip():
+                (inside_lines if inside else outside_lines).add(line.strip())
+    return inside_lines - outside_lines
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("homework-build")
+    return out, homework.build(out=out)
+
+
+# --------------------------------------------------------------------------- the release
+def test_every_assignment_builds_a_release_and_an_autograder(built):
+    out, releases = built
+    assert set(releases) == set(ASSIGNMENTS)
+    for name in ASSIGNMENTS:
+        questions = master_questions(name)
+        assert len(questions) == 4, f"{name}: four questions expected, found {sorted(questions)}"
+        student = releases[name]["student"]
+        assert (student / f"{name}.ipynb").is_file()
+        assert sorted(p.stem for p in (student / "tests").glob("*.py")) == sorted(questions)
+        with zipfile.ZipFile(out / f"{name}-autograder.zip") as archive:
+            files = set(archive.namelist())
+            config = json.loads(archive.read("otter_config.json"))
+        assert {f"tests/{q}.py" for q in questions} <= files and "run_autograder" in files
+        assert "files/lecture_utils/__init__.py" in files, "the autograder zip carries the library for Gradescope"
+        assert config["assignment_name"] == name
+        # points in the autograder's tests add up to the question's points (so full marks are reachable)
+        assert homework.questions_of((out / f"{name}-autograder.zip").read_bytes()) == questions
+        with zipfile.ZipFile(out / f"{name}-student.zip") as archive:
+            assert f"{name}/{name}.ipynb" in archive.namelist()
+
+
+def test_student_release_has_no_solution_code_and_no_hidden_test(built):
+    out, releases = built
+    for name in ASSIGNMENTS:
+        student = releases[name]["student"]
+        texts = {p: p.read_text() for p in student.rglob("*") if p.is_file()}
+        with zipfile.ZipFile(out / f"{name}-student.zip") as archive:
+            texts.update({f"zip:{n}": archive.read(n).decode() for n in archive.namelist()})
+        notebook = nbformat.read(student / f"{name}.ipynb", as_version=4)
+        code_lines = {line.strip() for cell in notebook.cells if cell.cell_type == "code"
+                      for line in cell.source.splitlines()}
+        secret = solution_lines(name)
+        assert len(secret) >= 5, f"{name}: the master should have solution code"
+        leaked = secret & code_lines
+        assert not leaked, f"{name}: solution lines in the student notebook: {sorted(leaked)}"
+        tests = master_tests(name)
+        hidden = [t for t, is_hidden in tests if is_hidden]
+        public = [t for t, is_hidden in tests if not is_hidden]
+        assert hidden and public, f"{name}: each assignment has public and hidden tests"
+        public_text = "\n".join(texts[p] for p in texts if str(p).endswith(".py"))
+        for test in public:
+            assert f"def {test}(" in public_text, f"{name}: the public test {test} is missing from the release"
+        for path, text in texts.items():
+            for test in hidden:
+                assert test not in text, f"{name}: the hidden test {test} is in {path}"
+            for mark in ("BEGIN SOLUTION", "END SOLUTION", "hidden=True", "hidden: true"):
+                assert mark not in text, f"{name}: {path} contains {mark!r}"
+        # every answer cell is a stub with '...' where the solution was
+        stubs = [c for c in notebook.cells if "otter_answer_cell" in c.metadata.get("tags", [])]
+        assert len(stubs) == 4 and all("..." in c.source for c in stubs)
+
+
+# --------------------------------------------------------------------------- grading
+def _solution(name, out):
+    return nbformat.read(out / name / "autograder" / f"{name}.ipynb", as_version=4)
+
+
+def _cell(notebook, start):
+    cells = [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith(start)]
+    assert len(cells) == 1, f"one code cell starting with {start!r} expected, found {len(cells)}"
+    return cells[0]
+
+
+def _minimal_notebook(*sources):
+    """A submission of a few code cells only (no set-up cell importing the library: quick to grade)."""
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
+
+
+@pytest.fixture(scope="module")
+def graded(built, tmp_path_factory):
+    """Grade one folder holding solutions, untouched releases and broken submissions; returns ({file name: row}, reports)."""
+    out, releases = built
+    folder = tmp_path_factory.mktemp("submissions")
+    autograders = tmp_path_factory.mktemp("autograders")          # a copy the deleting submission wipes
+    for name in ASSIGNMENTS:
+        shutil.copy(out / f"{name}-autograder.zip", autograders)
+        shutil.copy(out / name / "autograder" / f"{name}.ipynb", folder / f"{name}_solution.ipynb")
+        shutil.copy(releases[name]["student"] / f"{name}.ipynb", folder / f"{name}_untouched.ipynb")
+
+    # one function wrong: PSNR pooled over the batch instead of one value per image
+    notebook = _solution("hw3_vision_tasks", out)
+    cell = _cell(notebook, "def psnr(")
+    cell.source = cell.source.replace("mse = (prediction - target).pow(2).flatten(1).mean(1)",
+                                      "mse = (prediction - target).pow(2).mean().expand(prediction.shape[0])")
+    nbformat.write(notebook, folder / "hw3_one_wrong.ipynb")
+
+    # raises at import: the set-up cell fails on its first line, so nothing after it is defined
+    notebook = _solution("hw1_vae", out)
+    cell = _cell(notebook, "import math")
+    cell.source = "import lecture_utilz  # a typo: ModuleNotFoundError\n" + cell.source
+    nbformat.write(notebook, folder / "hw1_import_error.ipynb")
+
+    # deletes every other submission and the autograders before any of them is graded (it sorts first),
+    # then answers one question
+    nbformat.write(_minimal_notebook(
+        "import glob, os\n"
+        f"for victim in glob.glob({str(folder)!r} + '/*') + glob.glob({str(autograders)!r} + '/*'):\n"
+        "    if not victim.endswith('00_deleter_hw3.ipynb'):\n"
+        "        os.remove(victim)",
+        "def psnr(prediction, target, data_range=1.0):\n"
+        "    mse = (prediction - target).pow(2).flatten(1).mean(1)\n"
+        "    return 10 * (data_range ** 2 / mse).log10()"), folder / "00_deleter_hw3.ipynb")
+
+    (folder / "hw1_unreadable.ipynb").write_text('{"cells": [ not json')
+
+    reports = tmp_path_factory.mktemp("grades")
+    started = time.time()
+    rows = homework.grade(folder, out=reports, autograders=autograders, time_limit=SUBMISSION_LIMIT_S,
+                          cell_time_limit=CELL_LIMIT_S, check_time_limit=30)
+    print(f"graded {len(rows)} submissions in {time.time() - started:.0f} s")
+    left = {"submissions": sorted(p.name for p in folder.iterdir()), "autograders": sorted(p.name for p in autograders.iterdir())}
+    return {row.path.name: row for row in rows}, reports, left
+
+
+@pytest.fixture(scope="module")
+def looping(built, tmp_path_factory):
+    """A submission with a stuck top-level cell and a function that never returns, graded under short limits."""
+    out, _ = built
+    folder = tmp_path_factory.mktemp("looping")
+    nbformat.write(_minimal_notebook(
+        "while True:      # stuck at the top level: the per-cell limit interrupts it\n    pass",
+        "import torch\nimport torch.nn.functional as F\n\n\n"
+        "def discriminator_loss(real_logits, fake_logits):\n"
+        "    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))\n"
+        "            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))",
+        "def algorithm1_step(generator, discriminator, g_optimizer, d_optimizer, next_real_batch, latent_dim, k=1):\n"
+        "    while True:  # never returns: the per-check limit stops each check that calls it\n"
+        "        pass"), folder / "hw2_loop.ipynb")
+    started = time.time()
+    (row,) = homework.grade(folder, out=tmp_path_factory.mktemp("grades"), autograders=out,
+                            time_limit=SUBMISSION_LIMIT_S, cell_time_limit=LOOP_CELL_LIMIT_S,
+                            check_time_limit=LOOP_CHECK_LIMIT_S)
+    return row, time.time() - started
+
+
+def test_solutions_get_full_marks(graded):
+    rows, _, _ = graded
+    for name in ASSIGNMENTS:
+        row = rows[f"{name}_solution.ipynb"]
+        assert row.status == "ok", row.status
+        assert row.possible == sum(master_questions(name).values())
+        assert row.total == row.possible, f"{name}: {row.total}/{row.possible}; failed: {row.failed_checks}"
+
+
+def test_untouched_release_gets_zero_and_the_grader_finishes(graded):
+    rows, _, _ = graded
+    for name in ASSIGNMENTS:
+        row = rows[f"{name}_untouched.ipynb"]
+        assert row.status == "ok" and row.total == 0 and row.possible > 0, (row.status, row.total)
+        assert len(row.failed_checks) == len(master_tests(name)), "every check runs and fails"
+
+
+def test_one_wrong_function_gets_partial_credit_naming_the_failing_check(graded):
+    rows, reports, _ = graded
+    row = rows["hw3_one_wrong.ipynb"]
+    assert row.status == "ok"
+    assert 0 < row.total < row.possible
+    assert row.scores["psnr"] < row.possible_by_question["psnr"]
+    others = [q for q in row.scores if q != "psnr"]
+    assert all(row.scores[q] == row.possible_by_question[q] for q in others), row.scores
+    assert row.failed_checks and all(c.startswith("psnr - ") for c in row.failed_checks), row.failed_checks
+    assert any("scikit-image" in c for c in row.failed_checks), row.failed_checks
+    feedback = (reports / "hw3_vision_tasks" / "hw3_one_wrong.ipynb.txt").read_text()
+    assert "FAILED" in feedback and "psnr - 2 (hidden)" in feedback
+
+
+def test_infinite_loop_is_stopped_by_the_time_limit_and_scores_zero_on_that_question(looping):
+    row, seconds = looping
+    assert row.status == "ok", row.status
+    assert row.scores["algorithm1_step"] == 0
+    loop_checks = [c for c in row.failed_checks if c.startswith("algorithm1_step - ")]
+    assert len(loop_checks) == 2 and all("TimeoutError" in c and "time limit" in c for c in loop_checks), loop_checks
+    # the rest of the notebook was still graded: the stuck cell was interrupted, the next cells ran
+    assert row.scores["discriminator_loss"] == row.possible_by_question["discriminator_loss"], row.failed_checks
+    assert seconds >= LOOP_CELL_LIMIT_S + 2 * LOOP_CHECK_LIMIT_S
+
+
+def test_submission_raising_at_import_is_graded_not_crashed(graded):
+    rows, _, _ = graded
+    row = rows["hw1_import_error.ipynb"]
+    assert row.status == "ok", row.status
+    assert row.total == 0 and set(row.scores) == set(master_questions("hw1_vae"))
+    assert any("define reparameterised_sample" in c for c in row.failed_checks), row.failed_checks
+
+
+def test_unreadable_notebook_gets_an_error_row(graded):
+    rows, _, _ = graded
+    row = rows["hw1_unreadable.ipynb"]
+    assert row.status.startswith("error") and "not a readable notebook" in row.status
+    assert row.total == 0 and row.possible == sum(master_questions("hw1_vae").values())
+
+
+def test_deleting_files_changes_nothing_for_the_others(graded):
+    rows, _, left = graded
+    assert left == {"submissions": ["00_deleter_hw3.ipynb"], "autograders": []}, "the deleting submission ran"
+    deleter = rows["00_deleter_hw3.ipynb"]
+    assert deleter.status == "ok" and deleter.scores["psnr"] == deleter.possible_by_question["psnr"]
+    # it ran first and removed every other submission and the autograders: all were still graded
+    assert len(rows) == 3 * 2 + 4
+    assert all(row.status != "not graded" for row in rows.values())
+
+
+def test_csv_has_a_row_per_submission_and_a_column_per_question(graded):
+    rows, reports, _ = graded
+    for name in ASSIGNMENTS:
+        with open(reports / f"{name}.csv", newline="") as handle:
+            table = list(csv.DictReader(handle))
+        expected = sorted(r.path.name for r in rows.values() if r.assignment == name)
+        assert sorted(line["submission"] for line in table) == expected
+        for line in table:
+            row = rows[line["submission"]]
+            assert set(master_questions(name)) <= set(line)
+            assert float(line["total"]) == row.total == sum(float(line[q]) for q in master_questions(name))
+            assert line["status"] == row.status
+
+
+def test_submission_time_limit_kills_the_grading_process_tree(built, tmp_path):
+    out, _ = built
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    shutil.copy(out / "hw1_vae" / "autograder" / "hw1_vae.ipynb", folder / "hw1_slow.ipynb")
+    started = time.time()
+    (row,) = homework.grade(folder, out=tmp_path / "grades", autograders=out, time_limit=2)
+    assert time.time() - started < 30
+    assert row.status.startswith("timed out") and row.total == 0
+    with open(tmp_path / "grades" / "hw1_vae.csv", newline="") as handle:
+        (line,) = list(csv.DictReader(handle))
+    assert line["status"].startswith("timed out")
+
+
+def test_kill_tree_reaches_a_grandchild_in_its_own_session(tmp_path):
+    import os
+    import subprocess
+    psutil = pytest.importorskip("psutil")
+    marker = "test-" + str(os.getpid())
+    script = ("import subprocess, sys, time\n"
+              "subprocess.Popen([sys.executable, '-c', 'while True: pass'], start_new_session=True)\n"
+              "time.sleep(60)\n")
+    env = dict(os.environ, **{homework._RUN_MARKER: marker})
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    deadline = time.time() + 20
+    while time.time() < deadline and not psutil.Process(parent.pid).children():
+        time.sleep(0.1)
+    (child,) = psutil.Process(parent.pid).children()
+    homework._kill_tree(parent.pid, marker)
+    parent.wait(timeout=10)
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+
+
+def test_bad_arguments_raise_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="folder"):
+        homework.grade(tmp_path / "missing")
+    with pytest.raises(ValueError, match="assignment must be one of"):
+        homework.grade(tmp_path, assignment="hw9")
+    with pytest.raises(ValueError, match="time_limit must be a positive"):
+        homework.grade(tmp_path, time_limit=0)
+    with pytest.raises(ValueError, match="no .ipynb or .zip submissions"):
+        homework.grade(tmp_path)
+    with pytest.raises(ValueError, match="no master notebook"):
+        homework.build(["hw9"], out=tmp_path)
+
+
+def test_assignment_detection_from_metadata_then_file_name():
+    notebook = json.dumps({"metadata": {"otter": {"assignment_name": "hw2_gan"}}, "cells": []}).encode()
+    assert homework.detect_assignment(Path("anything.ipynb"), notebook) == "hw2_gan"
+    assert homework.detect_assignment(Path("alice_hw3.ipynb"), b"not json") == "hw3_vision_tasks"
+    assert homework.detect_assignment(Path("hw1_vae (1).ipynb"), b"{}") == "hw1_vae"
+    assert homework.detect_assignment(Path("hw10.ipynb"), b"{}") is None
