@@ -151,3 +151,106 @@ def conditional_accuracy(images: torch.Tensor, requested: torch.Tensor) -> float
         raise ValueError(f"requested must have {images.shape[0]} labels, got {requested.shape[0]}")
     labels, _ = classify(images)
     return float((labels == requested.cpu()).float().mean())
+
+
+# --------------------------------------------------------------------------- image fidelity: PSNR and SSIM (notebooks 06-07)
+# Distortion measures for restoration (super-resolution, inpainting, colorization, uncropping), computed
+# with scikit-image's reference implementations.  ``data_range`` is the span of the pixel values, 1.0 for
+# images in [0, 1] (255 for uint8): get it wrong and PSNR is off by 20 log10(255) = 48 dB.  The masked
+# variants score only the pixels that were missing (mask = 1), where the model had to invent content.
+def _check_pair(prediction: torch.Tensor, target: torch.Tensor, data_range: float):
+    prediction, target = torch.as_tensor(prediction), torch.as_tensor(target)
+    if prediction.shape != target.shape:
+        raise ValueError(f"prediction and target must have the same shape, got {tuple(prediction.shape)} "
+                         f"and {tuple(target.shape)}")
+    if prediction.ndim == 3:
+        prediction, target = prediction[None], target[None]
+    if prediction.ndim != 4:
+        raise ValueError(f"images must be C x H x W or N x C x H x W, got shape {tuple(prediction.shape)}")
+    if not data_range > 0:
+        raise ValueError(f"data_range must be positive (1.0 for images in [0, 1]), got {data_range!r}")
+    for name, images in (("prediction", prediction), ("target", target)):
+        low, high = float(images.min()), float(images.max())
+        if low < -1e-6 or high > data_range * (1 + 1e-6):
+            raise ValueError(f"{name} must lie in [0, data_range = {data_range:g}], got values in "
+                             f"[{low:.4g}, {high:.4g}] (pass data_range=255 for 8-bit images; clamp model outputs)")
+    return prediction.detach().double().cpu(), target.detach().double().cpu()
+
+
+def _check_mask(mask: torch.Tensor | None, images: torch.Tensor) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    mask = torch.as_tensor(mask)
+    if mask.ndim == 3:
+        mask = mask[None]
+    n, _, h, w = images.shape
+    if mask.ndim != 4 or mask.shape[0] != n or mask.shape[1] != 1 or tuple(mask.shape[2:]) != (h, w):
+        raise ValueError(f"mask must be {n} x 1 x {h} x {w} (1 = missing pixel, one per image), "
+                         f"got shape {tuple(mask.shape)}")
+    mask = mask.detach().double().cpu()
+    if bool(((mask != 0) & (mask != 1)).any()):
+        raise ValueError("mask must hold only 0 (known) and 1 (missing)")
+    if bool((mask.flatten(1).sum(1) == 0).any()):
+        raise ValueError("mask is empty for at least one image: there is no missing region to score")
+    return mask
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
+         mask: torch.Tensor | None = None) -> float:
+    """Peak signal-to-noise ratio in dB, ``10 log10(data_range^2 / MSE)``, averaged over the images.
+
+    ``prediction``, ``target``: C x H x W or N x C x H x W with values in [0, data_range].
+    ``mask`` (N x 1 x H x W of 0/1, optional): the MSE runs over the masked pixels only (all channels).
+    Without a mask this is ``skimage.metrics.peak_signal_noise_ratio`` per image.
+    """
+    prediction, target = _check_pair(prediction, target, data_range)
+    mask = _check_mask(mask, prediction)
+    if mask is None:
+        from skimage.metrics import peak_signal_noise_ratio
+
+        values = [peak_signal_noise_ratio(t.numpy(), p.numpy(), data_range=data_range)
+                  for p, t in zip(prediction, target)]
+    else:
+        squared = (prediction - target) ** 2 * mask                              # N x C x H x W
+        mse = squared.flatten(1).sum(1) / (mask.flatten(1).sum(1) * prediction.shape[1])
+        values = (10 * torch.log10(data_range ** 2 / mse)).tolist()
+    return float(torch.tensor(values, dtype=torch.float64).clamp(max=100.0).mean())
+
+
+def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,
+         mask: torch.Tensor | None = None) -> float:
+    """Structural similarity (Wang et al., 2004), averaged over the images; 1 means identical.
+
+    scikit-image's ``structural_similarity`` (7 x 7 windows, colour channels averaged) on each image; with
+    ``mask`` (N x 1 x H x W of 0/1) its SSIM *map* is averaged over the masked pixels only (leaving out
+    the 3-pixel border, as scikit-image does).  Images must be at least 7 x 7 pixels.
+    """
+    from skimage.metrics import structural_similarity
+
+    prediction, target = _check_pair(prediction, target, data_range)
+    mask = _check_mask(mask, prediction)
+    if min(prediction.shape[2:]) < 7:
+        raise ValueError(f"SSIM needs images of at least 7 x 7 pixels, got {tuple(prediction.shape[2:])}")
+    values = []
+    for i, (p, t) in enumerate(zip(prediction, target)):
+        value, ssim_map = structural_similarity(t.numpy(), p.numpy(), data_range=data_range, channel_axis=0,
+                                                full=True)
+        if mask is None:
+            values.append(float(value))
+        else:
+            # as scikit-image's mean, leave out the 3-pixel border where the 7 x 7 window was padded
+            region, local = mask[i, 0].numpy()[3:-3, 3:-3] > 0, ssim_map.mean(axis=0)[3:-3, 3:-3]
+            if not region.any():                                  # a region inside the border only
+                region, local = mask[i, 0].numpy() > 0, ssim_map.mean(axis=0)
+            values.append(float(local[region].mean()))
+    return float(sum(values) / len(values))
+
+
+def masked_psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0) -> float:
+    """PSNR on the missing region only (``mask`` = 1): :func:`psnr` with a mask."""
+    return psnr(prediction, target, data_range=data_range, mask=mask)
+
+
+def masked_ssim(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0) -> float:
+    """SSIM averaged over the missing region only (``mask`` = 1): :func:`ssim` with a mask."""
+    return ssim(prediction, target, data_range=data_range, mask=mask)
