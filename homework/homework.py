@@ -497,7 +497,8 @@ def _grade_one(autograder_zip: str, submission: str, result_path: str, assignmen
             error = results.catastrophic_error
             result = {"status": "error", "error": f"otter could not collect the results ({type(error).__name__}: {error})"}
     except BaseException as error:          # report, never raise: the parent reads the file
-        result = {"status": "error", "error": f"{type(error).__name__}: {error}"}
+        cause = "the notebook's kernel died (a crash, os._exit or out of memory): " if type(error).__name__ == "DeadKernelError" else ""
+        result = {"status": "error", "error": f"{cause}{type(error).__name__}: {error}"}
     Path(result_path).write_text(json.dumps(result))
     return 0
 

@@ -184,6 +184,10 @@ def graded(built, tmp_path_factory):
 
     (folder / "hw1_unreadable.ipynb").write_text('{"cells": [ not json')
 
+    # crashes: the kernel process dies half-way through the notebook
+    nbformat.write(_minimal_notebook("def psnr(prediction, target, data_range=1.0):\n    return None",
+                                     "import os\nos._exit(3)"), folder / "hw3_crash.ipynb")
+
     reports = tmp_path_factory.mktemp("grades")
     started = time.time()
     rows = homework.grade(folder, out=reports, autograders=autograders, time_limit=SUBMISSION_LIMIT_S,
@@ -271,13 +275,22 @@ def test_unreadable_notebook_gets_an_error_row(graded):
     assert row.total == 0 and row.possible == sum(master_questions("hw1_vae").values())
 
 
+def test_crashing_kernel_gets_an_error_row_and_the_next_submissions_are_graded(graded):
+    rows, _, _ = graded
+    row = rows["hw3_crash.ipynb"]
+    assert row.status.startswith("error") and "kernel died" in row.status, row.status
+    assert row.total == 0 and row.possible == sum(master_questions("hw3_vision_tasks").values())
+    after = [r for name, r in rows.items() if name > "hw3_crash.ipynb"]
+    assert after and all(r.status == "ok" for r in after)
+
+
 def test_deleting_files_changes_nothing_for_the_others(graded):
     rows, _, left = graded
     assert left == {"submissions": ["00_deleter_hw3.ipynb"], "autograders": []}, "the deleting submission ran"
     deleter = rows["00_deleter_hw3.ipynb"]
     assert deleter.status == "ok" and deleter.scores["psnr"] == deleter.possible_by_question["psnr"]
     # it ran first and removed every other submission and the autograders: all were still graded
-    assert len(rows) == 3 * 2 + 4
+    assert len(rows) == 3 * 2 + 5
     assert all(row.status != "not graded" for row in rows.values())
 
 
