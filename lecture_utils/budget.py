@@ -68,8 +68,24 @@ SIZES: dict[str, dict[str, tuple]] = {
     # 05_class_conditional: section added with notebook 05
     # 06_super_resolution: section added with notebook 06
     # 07_image_editing: section added with notebook 07
-    # 08_style_transfer: section added with notebook 08
-    # 09_text_to_image: section added with notebook 09
+    "08_style_transfer": {
+        "image_size": (40, 160, 384),          # longer side of the content image, pixels
+        "steps": (12, 150, 400),               # Adam steps on the pixels
+        "texture_size": (32, 96, 256),         # texture synthesis from noise (style loss only)
+        "texture_steps": (8, 100, 300),
+        "sweep_size": (32, 96, 256),           # the style-weight sweep behind the slider
+        "sweep_steps": (6, 60, 200),
+        "sweep_weights": ((1.0, 100.0), (0.3, 1.0, 3.0, 10.0, 30.0, 100.0), (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)),
+    },
+    "09_text_to_image": {
+        "n_train": (600, 10000, 60000),        # generated captioned scenes, held-out pairs excluded
+        "epochs": (2, 15, 40),
+        "batch_size": (64, 64, 128),
+        "channels": (16, 32, 64),              # width of the conditional VAE
+        "n_eval": (60, 600, 2000),             # captions scored, for held-out and for seen pairs
+        "samples_per_caption": (4, 8, 8),
+        "heldout_goal": (0.0, 0.8, 0.8),       # attribute accuracy the held-out pairs must reach
+    },
 }
 
 

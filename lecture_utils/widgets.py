@@ -779,3 +779,143 @@ def editing_explorer(models: dict, image: torch.Tensor, title: str | None = None
 
 
 # --------------------------------------------------------------------------- style and prompt widgets (notebooks 08-09)
+# Both widgets draw their static figure first (plt.show(): it is what an executed notebook, a PDF
+# or a web page shows), then, inside a running kernel, display the interactive version below it.
+def _kernel_running() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with ipykernel
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _image_array(image) -> "np.ndarray":  # noqa: F821 - numpy is imported where it is used
+    import torch as _torch
+
+    image = _torch.as_tensor(image).detach().float().cpu()
+    image = image[0] if image.ndim == 4 else image
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"an image must be C x H x W (or 1 x C x H x W) with C = 1 or 3, got {tuple(image.shape)}")
+    return image.clamp(0, 1).expand(3, -1, -1).permute(1, 2, 0).numpy()
+
+
+def style_weight_slider(results: dict, content=None, style=None, losses: dict | None = None,
+                        interactive: bool | None = None):
+    """The style-weight trade-off: ``results`` maps style weights to stylised images (C x H x W in [0, 1]).
+
+    Static figure: [content | one result per weight, increasing | style], with each result's final
+    content and style losses under it when ``losses`` (``{weight: {"content": c, "style": s}}``) is
+    given.  Interactive (in a running kernel, or ``interactive=True``): a slider over the weights that
+    shows one result large.  Returns ``(figure, widget or None)``.
+    """
+    import matplotlib.pyplot as plt
+
+    if not results:
+        raise ValueError("results is empty: give {style weight: image}")
+    weights = sorted(results)
+    panels = ([("content", content)] if content is not None else []) + \
+        [(f"style weight {w:g}", results[w]) for w in weights] + ([("style", style)] if style is not None else [])
+    arrays = [(title, _image_array(image)) for title, image in panels]
+    fig, axes = plt.subplots(1, len(arrays), figsize=(2.2 * len(arrays), 2.6), squeeze=False)
+    for ax, (title, array) in zip(axes[0], arrays):
+        ax.imshow(array)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if losses:
+        for ax, (title, _) in zip(axes[0], arrays):
+            if title.startswith("style weight"):
+                w = weights[[f"style weight {v:g}" for v in weights].index(title)]
+                if w in losses:
+                    ax.set_xlabel(f"content {losses[w]['content']:.3g}\nstyle {losses[w]['style']:.3g}", fontsize=8)
+    fig.suptitle("More style weight: more of the style's textures and colours, less of the content's detail")
+    fig.tight_layout()
+    plt.show()
+    if not (interactive if interactive is not None else _kernel_running()):
+        return fig, None
+    import ipywidgets
+    from IPython.display import display
+
+    output = ipywidgets.Output()
+    slider = ipywidgets.SelectionSlider(options=[(f"{w:g}", w) for w in weights], value=weights[len(weights) // 2],
+                                        description="style weight", continuous_update=True,
+                                        layout=ipywidgets.Layout(width="480px"))
+
+    def show(change=None):
+        with output:
+            output.clear_output(wait=True)
+            big, ax = plt.subplots(figsize=(5, 4))
+            ax.imshow(_image_array(results[slider.value]))
+            ax.set_axis_off()
+            note = ""
+            if losses and slider.value in losses:
+                note = f"  (content {losses[slider.value]['content']:.3g}, style {losses[slider.value]['style']:.3g})"
+            ax.set_title(f"style weight {slider.value:g}{note}", fontsize=9)
+            plt.show()
+
+    slider.observe(show, names="value")
+    box = ipywidgets.VBox([slider, output])
+    show()
+    if _kernel_running():
+        display(box)
+    return fig, box
+
+
+def prompt_box(generate, examples, samples_per_caption: int = 8, interactive: bool | None = None):
+    """Type a caption, see samples.  ``generate(caption, n)`` returns n images (n x C x H x W in [0, 1]).
+
+    A caption with unknown words shows the error's message (which names the words and the
+    vocabulary; see :class:`~lecture_utils.models.text_to_image.UnknownWordsError`) instead of images.
+    Static figure: one row of samples per example caption (captions with unknown words are
+    listed with their message).  Interactive (in a running kernel, or ``interactive=True``): a text
+    box and a button.  Returns ``(figure or None, widget or None, messages)``, ``messages`` being
+    ``{caption: message}`` for the captions that could not be drawn.
+    """
+    import matplotlib.pyplot as plt
+
+    from . import plotting
+
+    examples = [examples] if isinstance(examples, str) else list(examples)
+    rows, labels, messages = [], [], {}
+    for caption in examples:
+        try:
+            rows.append(generate(caption, samples_per_caption))
+            labels.append(caption)
+        except ValueError as error:
+            messages[caption] = str(error)
+    for caption, message in messages.items():
+        print(f"{caption!r}: {message}")
+    fig = None
+    if rows:
+        fig = plotting.image_rows(rows, labels, title="Samples for each caption", width=11)
+        plt.show()
+    if not (interactive if interactive is not None else _kernel_running()):
+        return fig, None, messages
+    import ipywidgets
+    from IPython.display import display
+
+    text = ipywidgets.Text(value=examples[0] if examples else "", description="caption",
+                           layout=ipywidgets.Layout(width="520px"), continuous_update=False)
+    button = ipywidgets.Button(description="draw", button_style="primary")
+    output = ipywidgets.Output()
+
+    def draw(_=None):
+        with output:
+            output.clear_output(wait=True)
+            try:
+                images = generate(text.value, samples_per_caption)
+            except ValueError as error:
+                print(error)
+                return
+            shown, ax = plt.subplots(figsize=(11, 1.8))
+            plotting.image_grid(images, nrow=samples_per_caption, title=text.value, ax=ax)
+            plt.show()
+
+    button.on_click(draw)
+    text.observe(draw, names="value")
+    box = ipywidgets.VBox([ipywidgets.HBox([text, button]), output])
+    draw()
+    if _kernel_running():
+        display(box)
+    return fig, box, messages

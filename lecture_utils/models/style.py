@@ -1,0 +1,469 @@
+"""Neural style transfer (Gatys, Ecker & Bethge 2015): feature extractors and the pixel optimisation.
+
+Two feature extractors share one interface (``extractor(images) -> {layer name: N x C x H x W}``):
+
+* :class:`VGG19Features` -- the convolutional part of VGG-19 with torchvision's ImageNet weights
+  (``VGG19_Weights.IMAGENET1K_V1``), loaded through torchvision's weights API from torch's hub
+  cache (``$TORCH_HOME/hub/checkpoints``), downloaded there when online.  This is Gatys et al.'s
+  network.
+* :class:`RandomMultiScaleFeatures` -- the offline fallback: one layer of random convolution
+  filters at several scales.  Untrained filters at several scales already capture texture
+  statistics through their Gram matrices (Ustyuzhaninov et al. 2016, "Texture synthesis using
+  shallow convolutional networks with random filters"; He, Wang & Hopcroft 2016, "A powerful
+  generative model using random weights for the deep image representation").
+
+:func:`feature_extractor` returns the VGG-19 when its weights can be had, else the fallback with a
+one-line notice.  :func:`transfer_style` optimises the pixels of an image (L-BFGS or Adam) so that
+its deep features match the content image and its Gram matrices match the style image.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import content_loss, gram_matrix, style_loss, total_variation
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# VGG-19 ("configuration E" of Simonyan & Zisserman): channels per 3x3 convolution, "M" = 2x2 pooling.
+VGG19_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+                512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+
+
+def vgg19_layer_indices() -> dict[str, int]:
+    """``{"conv1_1": 0, "conv1_2": 2, ..., "conv5_4": 34}``: each convolution's index in torchvision's
+    ``vgg19().features`` (so that state-dict keys ``features.<index>.weight`` match)."""
+    indices, block, conv, index = {}, 1, 1, 0
+    for item in VGG19_CONFIG:
+        if item == "M":
+            block, conv = block + 1, 1
+            index += 1
+        else:
+            indices[f"conv{block}_{conv}"] = index
+            conv += 1
+            index += 2  # the convolution and its ReLU
+    return indices
+
+
+# Gatys et al.: content on conv4_2, style on conv1_1 ... conv5_1 (each after its ReLU).
+VGG19_CONTENT_LAYERS = ("conv4_2",)
+VGG19_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+
+
+def _check_images(images: torch.Tensor, name: str = "images") -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"{name} must be a tensor N x 3 x H x W with values in [0, 1], got {shape}")
+
+
+class FeatureExtractor(nn.Module):
+    """Maps images (N x 3 x H x W in [0, 1]) to ``{layer name: features N x C x h x w}``.
+
+    Attributes every extractor has: ``key`` (short id written to the results file), ``description``
+    (one line for people), ``layers`` (all layer names it returns), ``content_layers`` and
+    ``style_layers`` (the defaults for style transfer).  Its weights are fixed (no gradients).
+    """
+
+    key: str = "base"
+    description: str = ""
+    content_layers: tuple[str, ...] = ()
+    style_layers: tuple[str, ...] = ()
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        _check_images(images)
+        return (images - self.mean) / self.std
+
+    def freeze(self) -> "FeatureExtractor":
+        self.eval()
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        return self
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+
+class VGG19Features(FeatureExtractor):
+    """The convolutional part of VGG-19, up to the deepest layer asked for.
+
+    Layers keep torchvision's indices (``features.<i>``), so torchvision's ImageNet state dict
+    loads into it key for key.  Each returned feature map is taken after the layer's ReLU.
+    ``pooling="avg"`` replaces max pooling with average pooling, as Gatys et al. did ("improves the
+    gradient flow and one obtains slightly more appealing results"); the weights are unchanged.
+    """
+
+    key = "vgg19_imagenet"
+    description = "VGG-19 with ImageNet weights (torchvision)"
+
+    def __init__(self, layers: tuple[str, ...] = VGG19_CONTENT_LAYERS + VGG19_STYLE_LAYERS,
+                 pooling: str = "avg"):
+        super().__init__()
+        indices = vgg19_layer_indices()
+        unknown = [name for name in layers if name not in indices]
+        if unknown or not layers:
+            raise ValueError(f"layers must be VGG-19 layer names from {list(indices)}, got {list(layers)}")
+        if pooling not in ("avg", "max"):
+            raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+        self._layers = tuple(layers)
+        self.content_layers = tuple(n for n in VGG19_CONTENT_LAYERS if n in layers) or self._layers[-1:]
+        self.style_layers = tuple(n for n in VGG19_STYLE_LAYERS if n in layers) or self._layers
+        self._index_to_name = {indices[name]: name for name in layers}
+        last = max(self._index_to_name)
+        modules: list[nn.Module] = []
+        channels = 3
+        for item in VGG19_CONFIG:
+            if len(modules) > last:
+                break
+            if item == "M":
+                pool = nn.AvgPool2d if pooling == "avg" else nn.MaxPool2d
+                modules.append(pool(kernel_size=2, stride=2))                   # N x C x H/2 x W/2
+            else:
+                modules += [nn.Conv2d(channels, item, kernel_size=3, padding=1),  # N x item x H x W
+                            nn.ReLU(inplace=False)]
+                channels = item
+        self.features = nn.Sequential(*modules[:last + 2])  # up to the last layer's ReLU
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return self._layers
+
+    def load_imagenet_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Copy torchvision's ``vgg19`` weights (keys ``features.<i>.weight/bias``) into this extractor.
+
+        Only the keys of the layers built here are needed; a missing or misshapen one is an error.
+        """
+        own = self.state_dict()
+        wanted = [key for key in own if key.startswith("features.")]
+        missing = [key for key in wanted if key not in state_dict]
+        if missing:
+            raise ValueError(f"the VGG-19 state dict lacks {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+        for key in wanted:
+            if tuple(state_dict[key].shape) != tuple(own[key].shape):
+                raise ValueError(f"VGG-19 weight {key} must have shape {tuple(own[key].shape)}, "
+                                 f"got {tuple(state_dict[key].shape)}")
+        self.load_state_dict({**own, **{key: state_dict[key] for key in wanted}})
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.normalise(images)
+        out = {}
+        for index, module in enumerate(self.features):
+            x = module(x)
+            # a layer's output is read after its ReLU, which sits at index + 1
+            name = self._index_to_name.get(index - 1) if isinstance(module, nn.ReLU) else None
+            if name is not None:
+                out[name] = x
+        return out
+
+
+class RandomMultiScaleFeatures(FeatureExtractor):
+    """Offline fallback: one layer of random filters, applied at several scales.
+
+    Scale s blurs the image with a Gaussian and keeps every 2^s-th pixel (a Gaussian pyramid), then
+    applies ``channels`` random ``kernel_size`` x ``kernel_size`` filters with a ReLU, so the receptive
+    fields grow as kernel_size * 2^s (5, 10, 20, 40 pixels with the defaults), like the multi-scale
+    random filters of Ustyuzhaninov et al. (2016).  (Plain 2^s x 2^s average pooling would do the
+    same job but its gradient is constant over each block, which paints visible blocks into the
+    optimised image.)
+    The filters are drawn from a seeded generator and made zero-mean, so the features respond to
+    structure, not to overall brightness; the biases are zero.
+
+    Style layers: every scale.  Content layer: ``scale2`` (one quarter resolution), which fixes the
+    layout but leaves the fine texture free, the role conv4_2 plays in VGG-19.
+    """
+
+    key = "random_multiscale_cnn"
+    description = "random multi-scale CNN (offline fallback, no trained weights)"
+
+    def __init__(self, scales: int = 4, channels: int = 128, kernel_size: int = 5, seed: int = 0):
+        super().__init__()
+        if scales < 1 or channels < 1 or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"need scales >= 1, channels >= 1 and an odd kernel_size, got "
+                             f"scales={scales}, channels={channels}, kernel_size={kernel_size}")
+        generator = torch.Generator().manual_seed(seed)
+        weight = torch.randn(scales, channels, 3, kernel_size, kernel_size, generator=generator)
+        weight = weight - weight.mean(dim=(2, 3, 4), keepdim=True)
+        weight = weight / weight.flatten(2).norm(dim=2)[..., None, None, None]  # unit-norm filters
+        self.convs = nn.ModuleList()
+        for s in range(scales):
+            conv = nn.Conv2d(3, channels, kernel_size, padding=kernel_size // 2,  # N x channels x H/2^s x W/2^s
+                             padding_mode="reflect")  # zero padding would paint artefacts along the borders
+            with torch.no_grad():
+                conv.weight.copy_(weight[s])
+                conv.bias.zero_()
+            self.convs.append(conv)
+        self._layers = tuple(f"scale{s}" for s in range(scales))
+        self.style_layers = self._layers
+        self.content_layers = (self._layers[min(2, scales - 1)],)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return self._layers
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.normalise(images)
+        out = {}
+        for s, (name, conv) in enumerate(zip(self._layers, self.convs)):
+            pooled = gaussian_downsample(x, 2 ** s)                             # N x 3 x H/2^s x W/2^s
+            out[name] = F.relu(conv(pooled))                                    # N x channels x H/2^s x W/2^s
+        return out
+
+
+def gaussian_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """Blur with a Gaussian (sigma = factor / 2, reflected borders) and keep every ``factor``-th pixel.
+
+    ``images``: N x C x H x W; returns N x C x ceil(H / factor) x ceil(W / factor).  ``factor=1`` is the identity.
+    """
+    if factor == 1:
+        return images
+    sigma = factor / 2
+    radius = int(math.ceil(2 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-taps ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    c = images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), stride=(1, factor), groups=c)  # along W
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), stride=(factor, 1), groups=c)  # along H
+
+
+# --------------------------------------------------------------------------- loading the weights
+def vgg19_cache_file() -> Path:
+    """Where torch's hub cache keeps torchvision's VGG-19 weights (``$TORCH_HOME/hub/checkpoints/...``)."""
+    from torchvision.models import VGG19_Weights
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
+
+
+def _offline() -> bool:
+    return os.environ.get("LECTURE_UTILS_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+
+
+def load_vgg19_state_dict(download: bool = True, progress: bool = True) -> tuple[dict | None, str]:
+    """torchvision's VGG-19 ImageNet state dict through its weights API, or ``(None, reason)``.
+
+    ``VGG19_Weights.IMAGENET1K_V1.get_state_dict`` reads the file from torch's hub cache when it is
+    there and downloads it (548 MB, hash-checked) when it is not.  Without the file, with
+    ``download=False`` or ``$LECTURE_UTILS_OFFLINE=1``, or when the download fails, the state dict
+    is None and the reason says why.
+    """
+    from torchvision.models import VGG19_Weights
+
+    weights = VGG19_Weights.IMAGENET1K_V1
+    cached = vgg19_cache_file()
+    if not cached.is_file() and (not download or _offline()):
+        return None, f"no cached weights at {cached} and downloading is off"
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)
+    try:
+        state = weights.get_state_dict(progress=progress, check_hash=True)
+    except Exception as error:  # no network, a mirror down, a corrupted cache file
+        first_line = str(error).splitlines()[0] if str(error) else ""
+        where = f"the cached file {cached} is unreadable (delete it)" if cached.is_file() else "download failed"
+        return None, f"{where}: {type(error).__name__} {first_line}".strip()
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+    if not isinstance(state, dict):
+        return None, f"the cached file {cached} holds a {type(state).__name__}, not a state dict"
+    return state, f"torchvision VGG19_Weights.IMAGENET1K_V1 from {cached}"
+
+
+def feature_extractor(prefer: str = "vgg19", layers: tuple[str, ...] | None = None, pooling: str = "avg",
+                      download: bool = True, seed: int = 0, verbose: bool = True,
+                      device: torch.device | str = "cpu") -> FeatureExtractor:
+    """The style-transfer feature extractor: VGG-19 with ImageNet weights when available, else the fallback.
+
+    ``prefer="vgg19"`` tries torchvision's weights (hub cache, then download); if they cannot be had,
+    one printed line says why and a :class:`RandomMultiScaleFeatures` is returned instead.
+    ``prefer="random"`` skips VGG-19.  ``layers`` (VGG-19 only) defaults to Gatys et al.'s layers.
+    The extractor is frozen (eval mode, no gradients for its weights) and on ``device``.
+    """
+    if prefer not in ("vgg19", "random"):
+        raise ValueError(f"prefer must be 'vgg19' or 'random', got {prefer!r}")
+    if prefer == "vgg19":
+        state, reason = load_vgg19_state_dict(download=download, progress=verbose)
+        if state is not None:
+            extractor = VGG19Features(layers or VGG19_CONTENT_LAYERS + VGG19_STYLE_LAYERS, pooling=pooling)
+            try:
+                extractor.load_imagenet_state_dict(state)
+            except ValueError as error:
+                reason, state = f"the cached file {vgg19_cache_file()} does not fit VGG-19 ({error})", None
+            else:
+                if verbose:
+                    print(f"[lecture_utils] style features: {extractor.description} ({reason})")
+                return extractor.freeze().to(device)
+        if verbose:
+            print(f"[lecture_utils] VGG-19 ImageNet weights unavailable ({reason}); "
+                  "using a random multi-scale CNN instead (textures yes, object-level content no)")
+    extractor = RandomMultiScaleFeatures(seed=seed)
+    if verbose and prefer == "random":
+        print(f"[lecture_utils] style features: {extractor.description}")
+    return extractor.freeze().to(device)
+
+
+# --------------------------------------------------------------------------- images
+def resize_image(image: torch.Tensor, max_side: int) -> torch.Tensor:
+    """Resize a 3 x H x W image (antialiased) so that its longer side is ``max_side`` pixels."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 3 or image.shape[0] != 3:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise ValueError(f"image must be a tensor 3 x H x W in [0, 1], got {shape}")
+    if not isinstance(max_side, int) or max_side < 8:
+        raise ValueError(f"max_side must be an int >= 8, got {max_side!r}")
+    h, w = image.shape[1:]
+    scale = max_side / max(h, w)
+    size = (max(8, round(h * scale)), max(8, round(w * scale)))
+    return F.interpolate(image[None], size=size, mode="bilinear", antialias=True,
+                         align_corners=False)[0].clamp(0, 1)
+
+
+# --------------------------------------------------------------------------- the optimisation
+@dataclass
+class StyleTransferResult:
+    """The stylised image (1 x 3 x H x W in [0, 1]) and the loss terms per iteration.
+
+    ``history`` is a list of records ``{"epoch": iteration (0 = the start), "content": ..., "style": ...,
+    "tv": ..., "total": ...}`` with the *weighted* terms (what was minimised), plottable with
+    :func:`lecture_utils.plotting.loss_curves`.  ``raw`` holds the unweighted final losses.
+    """
+
+    image: torch.Tensor
+    history: list[dict] = field(default_factory=list)
+    raw: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _losses(extractor, image, content_targets, content_scales, style_grams, layer_weights,
+            content_weight, style_weight, tv_weight):
+    features = extractor(image)
+    content = sum(content_loss(features[name], target) / content_scales[name]
+                  for name, target in content_targets.items()) / len(content_targets)
+    style = style_loss(features, style_grams, layer_weights)
+    tv = total_variation(image) if tv_weight > 0 else image.new_zeros(())
+    total = content_weight * content + style_weight * style + tv_weight * tv
+    return total, content, style, tv
+
+
+def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: FeatureExtractor, *,
+                   steps: int = 200, style_weight: float = 10.0, content_weight: float = 1.0,
+                   tv_weight: float = 0.0, optimizer: str = "adam", lr: float | None = None,
+                   init: str = "content", content_layers: tuple[str, ...] | None = None,
+                   style_layers: tuple[str, ...] | None = None, balance_layers: bool = True,
+                   seed: int = 0) -> StyleTransferResult:
+    """Gatys et al.'s style transfer: optimise the pixels x of an image to minimise
+
+        L(x) = content_weight * L_content(x) + style_weight * sum_l w_l E_l(x) + tv_weight * TV(x)
+
+    with E_l Gatys' style loss of layer l (:func:`~lecture_utils.losses.style_layer_loss`) and
+    L_content the mean squared feature difference on the content layers.  With ``balance_layers``
+    (default) each term is measured relative to its target's size: w_l = 1 / (L * mean(A_l^2)) with
+    A_l the style image's Gram matrix, and the content loss is divided by mean(P_l^2) with P_l the
+    content image's features.  (Gatys et al. use w_l = 1 / L and tune the ratio of the weights per
+    network; balanced layers let one range of ``style_weight`` work for any extractor, and keep a
+    layer with large activations from drowning the others.)  ``balance_layers=False`` gives
+    w_l = 1 / L and the plain content loss.
+
+    ``content``: 3 x H x W (or 1 x 3 x H x W) in [0, 1]; ``style``: 3 x H' x W' in [0, 1] (any size:
+    Gram matrices do not depend on the layout).  ``optimizer``: ``"lbfgs"`` (Gatys et al.; one
+    iteration per step, ``lr`` default 0.1) or ``"adam"`` (``lr`` default 0.02).  ``init``: ``"content"`` (start from
+    the content photo) or ``"noise"`` (white noise, as in the paper's figures).  The losses see the
+    pixels clipped to [0, 1]; Adam also clips the free pixels after every step (projected gradient
+    descent).  ``history`` has ``steps + 1`` records: the losses before step 1 (``epoch`` 0) and
+    after each step.  Runs on the extractor's device; returns a
+    :class:`StyleTransferResult` with the image on the CPU.
+    """
+    import time
+
+    device = next(extractor.buffers()).device
+    content = content[None] if content.ndim == 3 else content
+    style = style[None] if style.ndim == 3 else style
+    _check_images(content, "content")
+    _check_images(style, "style")
+    if content.shape[0] != 1 or style.shape[0] != 1:
+        raise ValueError(f"content and style must be single images, got {content.shape[0]} and {style.shape[0]}")
+    for name, image in (("content", content), ("style", style)):
+        if float(image.min()) < 0 or float(image.max()) > 1:
+            raise ValueError(f"{name} must have values in [0, 1], got [{float(image.min()):.3g}, {float(image.max()):.3g}]")
+    if optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
+    if init not in ("content", "noise"):
+        raise ValueError(f"init must be 'content' or 'noise', got {init!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    content_layers = tuple(content_layers or extractor.content_layers)
+    style_layers = tuple(style_layers or extractor.style_layers)
+    unknown = [n for n in content_layers + style_layers if n not in extractor.layers]
+    if unknown:
+        raise ValueError(f"layers {unknown} are not among the extractor's layers {list(extractor.layers)}")
+
+    content, style = content.to(device), style.to(device)
+    with torch.no_grad():
+        content_features = extractor(content)
+        style_features = extractor(style)
+    content_targets = {name: content_features[name] for name in content_layers}
+    style_grams = {name: gram_matrix(style_features[name]) for name in style_layers}
+    if balance_layers:
+        content_scales = {name: float(t.pow(2).mean().clamp_min(1e-12)) for name, t in content_targets.items()}
+        layer_weights = {name: 1.0 / (len(style_grams) * float(g.pow(2).mean().clamp_min(1e-12)))
+                         for name, g in style_grams.items()}
+    else:
+        content_scales = {name: 1.0 for name in content_targets}
+        layer_weights = {name: 1.0 / len(style_grams) for name in style_grams}
+
+    generator = torch.Generator().manual_seed(seed)
+    start = content.clone() if init == "content" else torch.rand(content.shape, generator=generator).to(device)
+    image = start.requires_grad_(True)
+    if optimizer == "lbfgs":
+        # one L-BFGS iteration per step with a strong-Wolfe line search.  With lr = 1 the first
+        # trial steps push many pixels far outside [0, 1], where the clipped loss is flat, and the
+        # search stalls; lr = 0.1 starts the search inside the box.
+        opt = torch.optim.LBFGS([image], lr=lr or 0.1, max_iter=1, history_size=20,
+                                line_search_fn="strong_wolfe")
+    else:
+        opt = torch.optim.Adam([image], lr=lr or 0.02)
+    targets = (content_targets, content_scales, style_grams, layer_weights)
+    weights = (content_weight, style_weight, tv_weight)
+    terms = []  # per step: (total, content, style, tv) at the pixels the step started from
+
+    def closure():
+        # the losses see clamp(image, 0, 1): a fixed function of the free pixels, as the L-BFGS line
+        # search needs (clipping the pixels in place inside the closure would break it)
+        opt.zero_grad(set_to_none=True)
+        total, c, s, t = _losses(extractor, image.clamp(0, 1), *targets, *weights)
+        total.backward()
+        evaluations.append(torch.stack([total.detach(), c.detach(), s.detach(), t.detach()]))
+        return total
+
+    evaluations: list[torch.Tensor] = []  # every evaluation, detached; read once at the end (no sync per step)
+    began = time.perf_counter()
+    for _ in range(steps):
+        first = len(evaluations)
+        opt.step(closure)  # both optimisers evaluate the loss at the current pixels first
+        terms.append(evaluations[first])
+        if optimizer == "adam":  # projected gradient descent: pull the free pixels back to the box
+            with torch.no_grad():
+                image.clamp_(0, 1)
+    with torch.no_grad():
+        image.clamp_(0, 1)
+        total, c, s, t = _losses(extractor, image, *targets, *weights)
+    terms.append(torch.stack([total, c, s, t]))
+    seconds = time.perf_counter() - began
+    values = torch.stack(terms).cpu().tolist()
+    history = [{"epoch": i, "content": content_weight * row[1], "style": style_weight * row[2],
+                "tv": tv_weight * row[3], "total": row[0]} for i, row in enumerate(values)]
+    if not all(torch.isfinite(torch.tensor(values)).flatten().tolist()):
+        raise FloatingPointError("style transfer diverged (a loss became NaN or infinite); lower lr or the weights")
+    raw = {"content": float(c), "style": float(s), "tv": float(t), "total": float(total)}
+    return StyleTransferResult(image=image.detach().cpu(), history=history, raw=raw, seconds=seconds)
