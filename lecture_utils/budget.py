@@ -63,7 +63,23 @@ SIZES: dict[str, dict[str, tuple]] = {
         "betas": ((0.5, 4.0), (0.5, 1.0, 2.0, 4.0), (0.5, 1.0, 2.0, 4.0, 8.0)),
         "beta_train_images": (2000, 135000, 1200000),
     },
-    # 03_gan_minimax: section added with notebook 03
+    "03_gan_minimax": {
+        "n_toy": (8192, 8192, 8192),                 # 1-D data points
+        "toy_epochs": (6, 20, 20),
+        "dstar_epoch": (1, 1, 1),                    # the generator frozen for the D* check
+        "dstar_steps": (300, 1500, 3000),            # steps of the discriminator trained alone
+        "dstar_tolerance": (0.06, 0.04, 0.04),       # expected |D - D*| under the mixture
+        "saturation_epochs": (3, 10, 10),
+        "k_values": ((1, 5), (1, 2, 5), (1, 2, 5)),
+        "k_epochs": (3, 8, 8),                       # epochs at k = 1 (k times as many at k)
+        "ring_n": (16384, 16384, 16384),
+        "ring_epochs": (10, 40, 60),
+        "ring_vanilla_max_modes": (2, 2, 2),         # the collapsed GAN's most modes in the second half
+        "ring_min_gain": (0.0, 3.0, 3.0),            # PacGAN's mean coverage above vanilla's
+        "n_mnist": (1000, 4500, 60000),
+        "mnist_epochs": (2, 40, 60),
+        "mnist_min_classes": (0, 8, 9),              # digit classes with >= 5% of the MLP GAN's samples
+    },
     # 04_dcgan_patchgan: section added with notebook 04
     # 05_class_conditional: section added with notebook 05
     # 06_super_resolution: section added with notebook 06

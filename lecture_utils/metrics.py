@@ -254,3 +254,48 @@ def masked_psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tens
 def masked_ssim(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0) -> float:
     """SSIM averaged over the missing region only (``mask`` = 1): :func:`ssim` with a mask."""
     return ssim(prediction, target, data_range=data_range, mask=mask)
+
+
+# --------------------------------------------------------------------------- sharpness (notebook 04)
+# L1 regression predicts the *median* of the plausible outputs, which averages fine detail away: its
+# images are blurry.  These numbers measure that, per image, against the ground truth.
+def _check_batch(name: str, images: torch.Tensor) -> torch.Tensor:
+    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] < 2 or images.shape[-2] < 2:
+        raise ValueError(f"{name} must be a tensor N x C x H x W (H, W >= 2), got {getattr(images, 'shape', type(images))}")
+    return images.detach().float().cpu()
+
+
+def gradient_magnitude(images: torch.Tensor) -> torch.Tensor:
+    """Mean gradient magnitude per image (N,): sqrt(dx^2 + dy^2) of forward differences, averaged over
+    pixels and channels.  Blur lowers it; for images in [0, 1] it lies in [0, sqrt(2)]."""
+    x = _check_batch("images", images)
+    dx = x[..., :-1, 1:] - x[..., :-1, :-1]
+    dy = x[..., 1:, :-1] - x[..., :-1, :-1]
+    return (dx ** 2 + dy ** 2).sqrt().mean(dim=(1, 2, 3))
+
+
+def high_frequency_energy(images: torch.Tensor, cutoff: float = 0.25) -> torch.Tensor:
+    """Share of each image's spectral energy above ``cutoff`` cycles per pixel (N,), in [0, 1].
+
+    The channel-mean image minus its mean value is Fourier transformed; energy is |FFT|^2, split at the
+    radial frequency ``cutoff`` (the Nyquist limit is 0.5).  Blur moves energy below the cutoff.
+    """
+    if not 0 < cutoff < 0.5 * 2 ** 0.5:
+        raise ValueError(f"cutoff must lie in (0, 0.707) cycles per pixel, got {cutoff!r}")
+    x = _check_batch("images", images).mean(dim=1)
+    x = x - x.mean(dim=(1, 2), keepdim=True)
+    power = torch.fft.fft2(x).abs() ** 2
+    fy = torch.fft.fftfreq(x.shape[1])[:, None]
+    fx = torch.fft.fftfreq(x.shape[2])[None, :]
+    high = (fx ** 2 + fy ** 2).sqrt() > cutoff
+    total = power.sum(dim=(1, 2))
+    return torch.where(total > 0, (power * high).sum(dim=(1, 2)) / total.clamp_min(1e-30), torch.zeros_like(total))
+
+
+def sharpness_ratio(images: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean gradient magnitude of ``images`` over that of ``reference`` (same shape): 1 = as sharp as
+    the reference, below 1 = blurrier, above 1 = more (possibly invented) detail."""
+    a, b = _check_batch("images", images), _check_batch("reference", reference)
+    if a.shape != b.shape:
+        raise ValueError(f"images {tuple(a.shape)} and reference {tuple(b.shape)} must have the same shape")
+    return float(gradient_magnitude(a).mean() / gradient_magnitude(b).mean().clamp_min(1e-12))

@@ -91,22 +91,26 @@ def test_mlp_gan_shapes_and_pack():
         g(torch.randn(2, 3))
 
 
-@pytest.mark.parametrize("channels,image_size", [(1, 32), (3, 32), (3, 64)])
-def test_dcgan_shapes_range_and_four_fractionally_strided_convolutions(channels, image_size):
+@pytest.mark.parametrize("channels,image_size,fractionally_strided", [(1, 32, 3), (3, 32, 3), (3, 64, 4)])
+def test_dcgan_projects_to_4x4_then_doubles_with_fractionally_strided_convolutions(channels, image_size,
+                                                                                   fractionally_strided):
     g = DCGANGenerator(latent_dim=16, channels=channels, image_size=image_size, features=8)
     transposed = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d)]
-    assert len(transposed) == 4 and all(m.stride == (2, 2) for m in transposed)
-    assert g.project[1].unflattened_size == (64, image_size // 16, image_size // 16)  # project and reshape
+    assert len(transposed) == fractionally_strided and all(m.stride == (2, 2) for m in transposed)  # 4 at 64 x 64
+    assert g.project[1].unflattened_size[1:] == (4, 4)  # project and reshape to 4 x 4
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in g.modules()) == fractionally_strided  # all but the output
     x = g(torch.randn(5, 16))
     assert x.shape == (5, channels, image_size, image_size) and x.abs().max() < 1
     for sn in (False, True):
         d = DCGANDiscriminator(channels, image_size, features=8, spectral_norm=sn)
         assert d(x).shape == (5,)
         assert any(isinstance(m, nn.BatchNorm2d) for m in d.modules()) is not sn
-    with pytest.raises(ValueError, match="multiple of 16"):
+    with pytest.raises(ValueError, match="power of two"):
         DCGANGenerator(image_size=28)
     with pytest.raises(ValueError, match="channels must be 1"):
         DCGANGenerator(channels=2)
+    with pytest.raises(ValueError, match="images must be N x 1 x 32 x 32"):
+        DCGANDiscriminator(1, 32, features=8)(torch.zeros(2, 1, 28, 28))
 
 
 def test_spectral_norm_bounds_the_largest_singular_value():
@@ -116,6 +120,7 @@ def test_spectral_norm_bounds_the_largest_singular_value():
         d(torch.randn(4, 1, 32, 32))
     d.eval()
     conv = d.net[2]
+    assert isinstance(conv, nn.Conv2d) and hasattr(conv, "parametrizations")
     sigma = torch.linalg.matrix_norm(conv.weight.reshape(conv.weight.shape[0], -1), ord=2)
     assert sigma.item() == pytest.approx(1.0, rel=0.05)
 
@@ -259,3 +264,54 @@ def test_image_to_image_with_patchgan_runs_and_lowers_l1():
     assert history["l1"][-1] < history["l1"][0]
     with pytest.raises(ValueError, match="both discriminator and opt_d"):
         image_to_image_step(net, torch.optim.Adam(net.parameters()), discriminator=d)
+
+
+def test_ema_follows_the_warm_up_recursion_and_round_trips_through_state_dict():
+    from lecture_utils.gan_training import EMA
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = EMA(model, decay=0.9)
+    expected = float(model[0].weight[0, 0].detach())  # the average starts as a copy of the model
+    for n in range(1, 30):
+        with torch.no_grad():
+            model[0].weight.fill_(float(n))
+        model(torch.randn(4, 2))  # moves the batch-norm statistics too
+        ema.update(model)
+        d = min(0.9, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * n
+    assert float(ema.module[0].weight[0, 0]) == pytest.approx(expected, rel=1e-5)
+    assert not ema.module[0].weight.requires_grad
+    assert int(ema.module[1].num_batches_tracked) == 29  # integer buffers are copied
+    assert not torch.equal(ema.module[1].running_mean, model[1].running_mean)  # float buffers are averaged
+    restored = EMA(model, decay=0.5)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == 29 and restored.decay == 0.9
+    assert torch.equal(restored.module[0].weight, ema.module[0].weight)
+
+
+# --------------------------------------------------------------------------- sharpness metrics
+def test_sharpness_metrics_fall_with_blur_and_match_closed_forms():
+    from torchvision.transforms.functional import gaussian_blur
+
+    from lecture_utils.metrics import gradient_magnitude, high_frequency_energy, sharpness_ratio
+
+    # a vertical edge of height 1: every row has one forward difference of 1
+    edge = torch.zeros(1, 1, 8, 8)
+    edge[..., 4:] = 1.0
+    assert float(gradient_magnitude(edge)) == pytest.approx(7 / (7 * 7))
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2
+    checker = checker.float().expand(1, 3, 16, 16)
+    assert float(high_frequency_energy(checker)) == pytest.approx(1.0)  # all energy at the Nyquist corner
+    assert float(high_frequency_energy(torch.full((1, 1, 8, 8), 0.3))) == 0.0
+    torch.manual_seed(0)
+    sharp = torch.rand(4, 3, 32, 32)
+    blurred = gaussian_blur(sharp, kernel_size=9, sigma=2.0)
+    assert (gradient_magnitude(blurred) < 0.5 * gradient_magnitude(sharp)).all()
+    assert (high_frequency_energy(blurred) < 0.2 * high_frequency_energy(sharp)).all()
+    assert sharpness_ratio(sharp, sharp) == pytest.approx(1.0)
+    assert sharpness_ratio(blurred, sharp) < 0.5
+    with pytest.raises(ValueError, match="same shape"):
+        sharpness_ratio(sharp, sharp[:2])
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        gradient_magnitude(torch.rand(3, 8, 8))
