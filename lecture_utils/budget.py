@@ -81,9 +81,61 @@ SIZES: dict[str, dict[str, tuple]] = {
         "mnist_min_classes": (0, 8, 9),              # digit classes with >= 5% of the MLP GAN's samples
     },
     # 04_dcgan_patchgan: section added with notebook 04
-    # 05_class_conditional: section added with notebook 05
-    # 06_super_resolution: section added with notebook 06
-    # 07_image_editing: section added with notebook 07
+    "05_class_conditional": {
+        "n_train": (1500, 4500, 60000),       # capped by what the data source holds
+        "epochs": (5, 10, 30),
+        "batch_size": (32, 32, 64),
+        "latent_dim": (64, 64, 64),
+        "features": (32, 32, 64),
+        "lr_generator": (2e-4, 2e-4, 2e-4),
+        "lr_discriminator": (4e-4, 4e-4, 4e-4),   # TTUR: D learns faster than G
+        "classifier_weight": (2.0, 2.0, 1.0),     # the AC-GAN term
+        "ema_decay": (0.9, 0.99, 0.999),          # half-life ~ 1 / (1 - decay) steps: a fraction of the run
+        "n_per_class": (6, 10, 10),
+        "n_samples": (1000, 1000, 1000),
+        "min_conditional_accuracy": (0.2, 0.9, 0.95),   # chance is 0.1
+        "min_classes_covered": (3, 10, 10),
+        "cvae_latent_dim": (4, 4, 8),
+        "cvae_epochs": (4, 30, 60),
+        "cvae_lr": (2e-3, 2e-3, 1e-3),
+    },
+    "06_super_resolution": {
+        "scale": (4, 4, 4),
+        "n_patches": (160, 4000, 20000),
+        "patch_size": (64, 96, 128),
+        "features": (16, 32, 64),
+        "n_blocks": (2, 6, 16),
+        "batch_size": (16, 8, 16),
+        "lr": (1e-3, 1e-3, 1e-3),
+        "epochs": (2, 6, 40),
+        "gan_epochs": (1, 2, 10),
+        "gan_lr": (1e-4, 1e-4, 1e-4),
+        "n_patches_x2": (160, 2000, 20000),
+        "patch_size_x2": (32, 64, 128),
+        "epochs_x2": (2, 6, 30),
+        # PSNR gains of the CNN over bicubic that the notebook asserts (dB): a few seconds of training must
+        # not hurt much; the standard budget's minutes gain a decibel at x2 and most of one at x4 (measured
+        # +0.7 to +0.8 dB on chelsea and flower; training longer on the five training photos does not help
+        # chelsea's fur, a domain gap).
+        "min_gain_db": (-0.5, 0.6, 1.5),
+        "min_gain_db_x2": (-0.5, 1.0, 2.0),
+    },
+    "07_image_editing": {
+        "n_patches": (64, 1200, 12000),
+        "n_test": (16, 64, 256),
+        "patch_size": (32, 64, 128),
+        "photo_scale": (0.5, 0.5, 1.0),    # shrink the photos first: a patch holds more of the scene
+        "depth": (3, 3, 4),
+        "base_channels": (8, 16, 32),
+        "d_features": (8, 32, 64),
+        "d_layers": (1, 2, 3),            # PatchGAN receptive field 16, 34, 70 pixels
+        "batch_size": (16, 16, 16),
+        "lr": (1e-3, 1e-3, 2e-4),
+        "epochs": (2, 5, 30),
+        # in PSNR on the missing region; uncropping's invented content loses to edge replication in PSNR
+        "model_beats_baseline": ((), ("inpainting", "colorization"), ("inpainting", "colorization")),
+        "widget_size": (64, 128, 256),
+    },
     "08_style_transfer": {
         "image_size": (40, 160, 384),          # longer side of the content image, pixels
         "steps": (12, 150, 400),               # Adam steps on the pixels

@@ -103,6 +103,35 @@ def conditional_gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: 
     return step
 
 
+@torch.no_grad()
+def recalibrate_batch_norm(generator: nn.Module, n_batches: int = 20, batch_size: int = 256, seed: int = 0) -> nn.Module:
+    """Recompute the batch-norm statistics of a conditional generator from its own samples.
+
+    An exponential moving average of G's weights (:func:`~lecture_utils.gan_training.ema_generator`) also
+    averages the running means and variances, which then lag behind the averaged weights: early in training
+    they still remember the first, very different, generators, and eval-mode samples wash out.  As SWA's
+    ``update_bn`` does for classifiers, run G in training mode on ``n_batches`` batches of fresh noise and
+    uniform labels with a cumulative average (momentum None), then return it in eval mode.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return generator.eval()
+    device = next(generator.parameters()).device
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    g = torch.Generator().manual_seed(seed)
+    generator.train()
+    for _ in range(n_batches):
+        z = torch.randn(batch_size, generator.latent_dim, generator=g).to(device)
+        labels = torch.randint(0, generator.n_classes, (batch_size,), generator=g).to(device)
+        generator(z, labels)
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    return generator.eval()
+
+
 @dataclass
 class ConditionalRun:
     """A trained conditional model: ``sampler`` is the generator to draw from (the EMA copy if any)."""
@@ -131,8 +160,10 @@ def sample_conditional(generator: nn.Module, labels: torch.Tensor, z: torch.Tens
     :class:`~lecture_utils.models.conditional.ConditionalVAE` (its decoder), for the requested ``labels``."""
     module = generator.module if hasattr(generator, "module") else generator
     labels = torch.as_tensor(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be a 1-D tensor of class indices, got shape {tuple(labels.shape)}")
     latent_dim = module.latent_dim
-    labels = check_labels(labels, labels.shape[0] if labels.ndim == 1 else -1, module.n_classes)
+    labels = check_labels(labels, labels.shape[0], module.n_classes)
     if z is None:
         z = torch.randn(labels.shape[0], latent_dim, generator=torch.Generator().manual_seed(seed))
     if z.ndim != 2 or z.shape != (labels.shape[0], latent_dim):
@@ -173,7 +204,8 @@ def train_conditional_gan(generator: nn.Module, discriminator: nn.Module, images
 
     Adam(lr, betas=(0.5, 0.999)) as DCGAN; ``lr_discriminator`` != ``lr_generator`` is TTUR;
     ``classifier_weight`` > 0 adds AC-GAN's classification terms (see :func:`conditional_gan_step`);
-    ``ema_decay``: sample from an exponential moving average of G's weights (None: off).  The images
+    ``ema_decay``: sample from an exponential moving average of G's weights (None: off), whose batch-norm
+    statistics are recomputed after every epoch (:func:`recalibrate_batch_norm`).  The images
     are mapped to [-1, 1] and moved to ``device`` once.  An epoch is one pass over the images.
     """
     _check_pairs(images, labels, generator.n_classes)
@@ -189,8 +221,14 @@ def train_conditional_gan(generator: nn.Module, discriminator: nn.Module, images
     state = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
     if ema is not None:
         state["ema"] = ema
+    def epoch_end(epoch, record):
+        if ema is not None:
+            recalibrate_batch_norm(ema.module)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
     history = fit(step, batches, epochs, state=state, checkpoint=checkpoint, resume=resume, progress=progress,
-                  on_epoch_end=on_epoch_end, desc="conditional GAN")
+                  on_epoch_end=epoch_end, desc="conditional GAN")
     return ConditionalRun(generator, discriminator, history, ema)
 
 

@@ -201,6 +201,7 @@ class ConditionalVAE(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None):
         """(logits, mu, logvar) with one reparameterised sample z = mu + sigma * eps."""
         mu, logvar = self.encode(x, labels)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = (torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device) if generator is not None
+               else torch.randn_like(mu))
         z = mu + torch.exp(0.5 * logvar) * eps
         return self.decode(z, labels), mu, logvar
