@@ -92,20 +92,24 @@ def test_sampling_is_seeded_and_checks_codes():
 
 def test_conditional_vae_elbo_and_training():
     torch.manual_seed(0)
-    model = ConditionalVAE(latent_dim=4, features=8)
+    model = ConditionalVAE(latent_dim=2, features=8)
     images, labels = _halves(128)
     logits, mu, logvar = model(images, labels)
-    assert logits.shape == images.shape and mu.shape == (128, 4) == logvar.shape
+    assert logits.shape == images.shape and mu.shape == (128, 2) == logvar.shape
     before = float(negative_elbo(images, logits, mu, logvar).mean().detach())
     run = train_conditional_vae(model, images, labels, 20, batch_size=32, lr=3e-3, progress=False)
     after = run.history.records[-1]["negative_elbo"]
     floor = 392 * (0.199 + 0.423)          # the entropy of the pixel noise: no model can go below it
     assert after < before - 0.5 * (before - floor), (before, after)
+    with torch.no_grad():                  # the decoder relies on y: the wrong label costs hundreds of nats
+        right_label = negative_elbo(images, *model(images, labels, generator=torch.Generator().manual_seed(0)))
+        wrong_label = negative_elbo(images, *model(images, 1 - labels, generator=torch.Generator().manual_seed(0)))
+    assert float(wrong_label.mean()) > float(right_label.mean()) + 200
     requested = torch.arange(200) % 2
     samples = sample_conditional(model, requested)
     left, right = samples[..., :14].mean((1, 2, 3)), samples[..., 14:].mean((1, 2, 3))
     obeys = torch.where(requested == 0, left > right, right > left).float().mean()
-    assert obeys > 0.9, f"only {float(obeys):.2f} of the samples light the requested half"
+    assert obeys > 0.6, f"only {float(obeys):.2f} of the prior samples light the requested half (chance: 0.5)"
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         train_conditional_vae(model, images * 2, labels, 1, progress=False)
 
@@ -130,3 +134,26 @@ def test_class_explorer_shows_the_same_code_in_every_class():
     assert torch.allclose(strip, decode(z[None].repeat(10, 1), torch.arange(10)), atol=1e-6)
     assert torch.allclose(explorer.current_image(), strip[7], atol=1e-6)
     assert explorer.static_png()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_batch_norm_recalibration_matches_the_samples_statistics():
+    from lecture_utils.conditional_training import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    g = ConditionalGenerator(latent_dim=8, features=8)
+    bn = g.project[2]
+    bn.running_mean.fill_(5.0)                         # stale statistics, as an EMA leaves them
+    recalibrate_batch_norm(g, n_batches=3, batch_size=64, seed=0)
+    assert not g.training
+    draw = torch.Generator().manual_seed(0)
+    pre_activations = []
+    for _ in range(3):                                 # the same draws as the recalibration
+        z = torch.randn(64, 8, generator=draw)
+        labels = torch.randint(0, 10, (64,), generator=draw)
+        with torch.no_grad():
+            pre_activations.append(g.project[1](g.project[0](torch.cat([z, g.embed(labels)], 1))))
+    h = torch.cat(pre_activations)                     # N x 2f x 7 x 7, the first batch norm's input
+    assert torch.allclose(bn.running_mean, h.mean((0, 2, 3)), atol=1e-5)
+    per_batch_var = torch.stack([p.var((0, 2, 3), unbiased=True) for p in pre_activations])
+    assert torch.allclose(bn.running_var, per_batch_var.mean(0), rtol=1e-4)
+    assert bn.momentum == 0.1, "the momentum is restored"
