@@ -80,7 +80,29 @@ SIZES: dict[str, dict[str, tuple]] = {
         "mnist_epochs": (2, 40, 60),
         "mnist_min_classes": (0, 8, 9),              # digit classes with >= 5% of the MLP GAN's samples
     },
-    # 04_dcgan_patchgan: section added with notebook 04
+    "04_dcgan_patchgan": {
+        "n_train": (512, 4500, 60000),               # capped by what the data source holds
+        "features": (8, 32, 64),                     # DCGAN width (ngf = ndf)
+        "batch_size": (64, 64, 128),
+        "lr": (2e-4, 2e-4, 2e-4),
+        "dcgan_epochs": (1, 40, 25),
+        "time_goal_s": (60, 300, 300),               # DCGAN training time the notebook aims for
+        "min_class_share": (0.0, 0.05, 0.05),        # every digit at least this share of 1,000 samples
+        "min_confidence": (0.0, 0.85, 0.85),         # mean classifier confidence of the samples
+        "n_frames": (5, 25, 25),                     # latent-walk frames per path
+        "min_class_kept": (0.0, 0.6, 0.7),           # share of digits that keep their class along the thickness vector
+        "min_ink_step": (-0.01, 0.0005, 0.0005),     # ink added per step along the thickness vector
+        "n_patches": (256, 4000, 20000),             # deblurring photo patches
+        "patch_size": (48, 48, 64),
+        "i2i_warmup_epochs": (1, 2, 10),
+        "i2i_epochs": (1, 3, 20),
+        "min_sharpness_gain": (-1.0, 0.05, 0.05),    # PatchGAN's gradient-magnitude ratio above L1's
+        "max_l1_error_vs_input": (10.0, 1.0, 1.0),   # the L1 U-Net's error relative to the blurred input's
+        "sharpness_slack": (1.0, 0.0, 0.0),          # the L1 U-Net must be at least as sharp as its input
+        "n_colour": (512, 5000, 20000),
+        "colour_epochs": (1, 15, 30),
+        "colour_tolerance": (0.5, 0.08, 0.05),       # per-channel mean/std of colour samples vs real patches
+    },
     "05_class_conditional": {
         "n_train": (1500, 4500, 60000),       # capped by what the data source holds
         "epochs": (5, 10, 30),
@@ -119,6 +141,9 @@ SIZES: dict[str, dict[str, tuple]] = {
         # chelsea's fur, a domain gap).
         "min_gain_db": (-0.5, 0.6, 1.5),
         "min_gain_db_x2": (-0.5, 1.0, 2.0),
+        # how much more fine detail (relative to the original's) the PatchGAN must add over the L1 CNN;
+        # a single smoke epoch of adversarial training shows none yet
+        "min_detail_gain_gan": (-1.0, 0.1, 0.1),
     },
     "07_image_editing": {
         "n_patches": (64, 1200, 12000),
@@ -146,10 +171,9 @@ SIZES: dict[str, dict[str, tuple]] = {
         "sweep_weights": ((1.0, 100.0), (0.3, 1.0, 3.0, 10.0, 30.0, 100.0), (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)),
     },
     "09_text_to_image": {
-        "n_train": (600, 10000, 60000),        # generated captioned scenes, held-out pairs excluded
-        "epochs": (2, 15, 40),
+        "n_train": (400, 10000, 60000),        # generated captioned scenes, held-out pairs excluded
+        "epochs": (2, 12, 40),
         "batch_size": (64, 64, 128),
-        "channels": (16, 32, 64),              # width of the conditional VAE
         "n_eval": (60, 600, 2000),             # captions scored, for held-out and for seen pairs
         "samples_per_caption": (4, 8, 8),
         "heldout_goal": (0.0, 0.8, 0.8),       # attribute accuracy the held-out pairs must reach

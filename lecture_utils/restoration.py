@@ -9,8 +9,9 @@ PSNR and SSIM on whole held-out photos.
 Image editing (notebook 07): :func:`train_editing` is the pix2pix recipe
 (:func:`lecture_utils.gan_training.train_image_to_image`: U-Net + conditional PatchGAN, L1 weight 100)
 on patches corrupted by :func:`lecture_utils.data.degrade`, the same code for inpainting, colorization
-and uncropping; :func:`baseline` gives each task's simple baseline and :func:`evaluate_editing` scores
-model and baseline on the missing region.
+and uncropping; :func:`baseline` gives each task's simple baseline, which also fills the holes of the
+model's input (the model learns a correction of it), and :func:`evaluate_editing` scores model and
+baseline on the missing region.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .data import EDITING_TASKS, BatchIterator, check_mask, degrade, low_resolut
 from .gan_training import train_image_to_image
 from .losses import discriminator_loss, generator_loss_non_saturating
 from .metrics import psnr, ssim
-from .models.editing import editing_input, restore
+from .models.editing import editing_input
 from .models.patchgan import PatchDiscriminator
 from .models.super_resolution import bicubic_upscale, upscale
 from .train import History, autocast, fit
@@ -210,11 +211,32 @@ def baseline(task: str, corrupted: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return corrupted.clone()
 
 
+def model_input(task: str, corrupted: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The editing model's input N x 4 x H x W: the corrupted images with their missing pixels filled by the
+    task's :func:`baseline`, and the mask."""
+    return editing_input(baseline(task, corrupted, mask).clamp(0, 1), mask)
+
+
+@torch.no_grad()
+def restore(model: nn.Module, task: str, corrupted: torch.Tensor, mask: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """An :class:`~lecture_utils.models.editing.EditingUNet`'s restoration of ``corrupted`` images (N x 3 x H x W)
+    with their ``mask`` for ``task`` (eval mode), on the CPU, in [0, 1]."""
+    x = model_input(task, corrupted, mask)
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        out = torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, x.shape[0], batch_size)])
+    finally:
+        model.train(was_training)
+    return out.clamp(0, 1)
+
+
 def editing_pairs(patches: torch.Tensor, task: str, seed: int = 0, **options) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs N x 4 x H x W = cat(corrupted, mask), targets = the clean patches) for one task, each patch with
-    its own random mask (see :func:`~lecture_utils.data.degrade`)."""
+    """(inputs N x 4 x H x W = cat(baseline-filled, mask), targets = the clean patches) for one task, each patch
+    with its own random mask (see :func:`~lecture_utils.data.degrade`)."""
     corrupted, mask = degrade(patches, task, seed=seed, **options)
-    return editing_input(corrupted, mask), patches.float()
+    return model_input(task, corrupted, mask), patches.float()
 
 
 def train_editing(model: nn.Module, patches: torch.Tensor, task: str, epochs: int, *,
@@ -242,7 +264,7 @@ def evaluate_editing(model: nn.Module, patches: torch.Tensor, task: str, seed: i
     and the tensors ``corrupted``, ``mask``, ``restored``, ``baseline``, ``target`` for figures.
     """
     corrupted, mask = degrade(patches, task, seed=seed)
-    restored = restore(model, corrupted, mask)
+    restored = restore(model, task, corrupted, mask)
     simple = baseline(task, corrupted, mask).clamp(0, 1)
     target = patches.float()
     return {"psnr_model": psnr(restored, target, mask=mask), "psnr_baseline": psnr(simple, target, mask=mask),

@@ -712,13 +712,12 @@ class EditingExplorer(_StaticFallback, widgets.VBox):
     def _compute(self) -> dict:
         from .data import degrade
         from .metrics import psnr
-        from .models.editing import restore
-        from .restoration import baseline
+        from .restoration import baseline, restore
 
         task = self.task
         mask = None if task == "colorization" else self.mask()
         corrupted, mask = degrade(self.target, task, mask=mask)
-        restored = restore(self.models[task], corrupted, mask)
+        restored = restore(self.models[task], task, corrupted, mask)
         simple = baseline(task, corrupted, mask).clamp(0, 1)
         return {"task": task, "corrupted": corrupted, "mask": mask, "restored": restored, "baseline": simple,
                 "target": self.target, "psnr_model": psnr(restored, self.target, mask=mask),

@@ -8,9 +8,10 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from lecture_utils import metrics, widgets
 from lecture_utils.data import (box_masks, check_mask, degrade, greyscale, low_resolution, side_masks, stroke_masks)
-from lecture_utils.models.editing import EditingUNet, editing_input, restore
+from lecture_utils.models.editing import EditingUNet, editing_input
 from lecture_utils.models.patchgan import PatchDiscriminator
-from lecture_utils.restoration import baseline, edge_replicate, evaluate_editing, mean_fill, train_editing
+from lecture_utils.restoration import (baseline, edge_replicate, evaluate_editing, mean_fill, model_input, restore,
+                                       train_editing)
 
 
 @pytest.fixture(scope="module")
@@ -186,21 +187,32 @@ def test_colorization_baseline_is_the_grey_copy(images):
 
 
 # --------------------------------------------------------------------------- model and trainer
-def test_editing_unet_keeps_known_pixels_and_rejects_bad_input(images):
+def test_editing_unet_starts_at_the_baseline_and_keeps_known_pixels(images):
     torch.manual_seed(0)
     model = EditingUNet(depth=2, base_channels=8).eval()
-    corrupted, mask = degrade(images, "inpainting", seed=0)
-    with torch.no_grad():
-        out = model(editing_input(corrupted, mask))
+    for task in ("inpainting", "colorization", "uncropping"):
+        corrupted, mask = degrade(images, task, seed=0)
+        out = restore(model, task, corrupted, mask)
+        assert torch.allclose(out, baseline(task, corrupted, mask).clamp(0, 1), atol=1e-6), "untrained = baseline"
+    with torch.no_grad():                           # a trained-looking model: random last layer
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        corrupted, mask = degrade(images, "inpainting", seed=0)
+        out = model(model_input("inpainting", corrupted, mask))
     assert out.shape == images.shape and 0 <= float(out.min()) and float(out.max()) <= 1
     assert torch.equal(out * (1 - mask), images * (1 - mask))
+    assert not torch.allclose(out * mask, mean_fill(corrupted, mask) * mask)
+
+
+def test_editing_unet_rejects_bad_input(images):
+    model = EditingUNet(depth=2, base_channels=8)
     with pytest.raises(ValueError, match="N x 4 x H x W"):
         model(torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError, match="at least 16 x 16"):
         model(torch.zeros(1, 4, 8, 8))
     with pytest.raises(ValueError, match="multiples of 2\\*\\*depth = 4"):
         model(torch.zeros(1, 4, 30, 32))
-    with pytest.raises(ValueError, match="corrupted must be N x 3"):
+    with pytest.raises(ValueError, match="must be N x 3 x H x W"):
         editing_input(torch.zeros(1, 1, 32, 32), torch.ones(1, 1, 32, 32))
     with pytest.raises(ValueError, match=r"mask must be 1 x 1 x 32 x 32"):
         editing_input(torch.zeros(1, 3, 32, 32), torch.ones(1, 2, 32, 32))
@@ -233,9 +245,9 @@ def test_editing_explorer_follows_its_controls(images):
     moved = explorer.mask()[0, 0]
     assert bool(moved[0, -1] == 1) and bool(moved[-1, 0] == 0)
     result = explorer.result()
-    assert result["psnr_model"] == pytest.approx(metrics.psnr(restore(models["inpainting"], result["corrupted"],
-                                                                     result["mask"]), result["target"],
-                                                             mask=result["mask"]))
+    assert result["psnr_model"] == pytest.approx(metrics.psnr(restore(models["inpainting"], "inpainting",
+                                                                     result["corrupted"], result["mask"]),
+                                                             result["target"], mask=result["mask"]))
     explorer.choice.value = "uncropping"
     explorer.side.value = "left"
     m = explorer.mask()[0, 0]

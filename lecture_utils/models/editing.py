@@ -1,18 +1,21 @@
 """One model for three image-editing tasks (notebook 07): inpainting, colorization and uncropping.
 
 All three are the same conditional image-to-image problem: given a corrupted image and the mask of
-what is missing, produce the clean image.  :class:`EditingUNet` feeds the corrupted image *and* the
-mask (3 + 1 = 4 channels) to a U-Net (:class:`~lecture_utils.models.unet.UNet`), and keeps every
-known pixel as it was:
+what is missing, produce the clean image.  The missing pixels are first filled by the task's simple
+baseline (:func:`lecture_utils.restoration.baseline`: mean fill, the grey copy, edge replication), and
+:class:`EditingUNet` feeds this filled image *and* the mask (3 + 1 = 4 channels) to a U-Net
+(:class:`~lecture_utils.models.unet.UNet`) that predicts a correction of the missing region only:
 
-    output = mask * UNet(corrupted, mask) + (1 - mask) * corrupted
+    output = mask * clamp(filled + UNet(filled, mask), 0, 1) + (1 - mask) * filled
 
-so the network only paints the missing region (for colorization the mask is all ones: every pixel's
-colour is missing, and the grey input tells it the brightness).  The L1 loss on the output is then an
-L1 loss on the missing region, and the discriminator judges a composite image whose seams it can see.
+Known pixels stay as they were; for colorization the mask is all ones (every pixel's colour is missing,
+and the grey input gives the brightness).  As the super-resolution network of notebook 06 adds a residual
+to bicubic interpolation, the U-Net's last layer starts at zero, so the untrained model *is* the
+baseline and training can only learn what the baseline misses.  The L1 loss on the output is an L1 loss
+on the missing region, and the discriminator judges a composite image whose seams it can see.
 
-Input: a tensor N x 4 x H x W = cat(corrupted N x 3 x H x W, mask N x 1 x H x W), as
-:func:`editing_input` builds it; H and W must be multiples of 2**depth and at least ``min_size``.
+Input: a tensor N x 4 x H x W = cat(filled N x 3 x H x W, mask N x 1 x H x W), as :func:`editing_input`
+builds it; H and W must be multiples of 2**depth and at least ``min_size``.
 """
 from __future__ import annotations
 
@@ -23,25 +26,28 @@ from ..data import check_mask
 from .unet import UNet
 
 
-def editing_input(corrupted: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The model's input: corrupted images (N x 3 x H x W) and masks (N x 1 x H x W) stacked to N x 4 x H x W."""
-    if not torch.is_tensor(corrupted) or corrupted.ndim != 4 or corrupted.shape[1] != 3:
-        shape = tuple(corrupted.shape) if torch.is_tensor(corrupted) else type(corrupted).__name__
-        raise ValueError(f"corrupted must be N x 3 x H x W (colour images), got shape {shape}")
-    return torch.cat([corrupted, check_mask(mask, corrupted).to(corrupted.device, corrupted.dtype)], dim=1)
+def editing_input(filled: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The model's input: baseline-filled images (N x 3 x H x W) and masks (N x 1 x H x W) stacked to N x 4 x H x W."""
+    if not torch.is_tensor(filled) or filled.ndim != 4 or filled.shape[1] != 3:
+        shape = tuple(filled.shape) if torch.is_tensor(filled) else type(filled).__name__
+        raise ValueError(f"the images must be N x 3 x H x W (colour images), got shape {shape}")
+    return torch.cat([filled, check_mask(mask, filled).to(filled.device, filled.dtype)], dim=1)
 
 
 class EditingUNet(nn.Module):
-    """cat(corrupted, mask) N x 4 x H x W -> restored images N x 3 x H x W in [0, 1], known pixels kept.
+    """cat(filled, mask) N x 4 x H x W -> restored images N x 3 x H x W in [0, 1], known pixels kept.
 
-    ``depth``, ``base_channels``, ``norm``: the U-Net's (a sigmoid output for [0, 1]).  ``min_size``
-    (default 4 * 2**depth: a bottleneck of at least 4 x 4) is the smallest image side it accepts.
+    ``depth``, ``base_channels``, ``norm``: the U-Net's (no output activation: it predicts a correction).
+    ``min_size`` (default 4 * 2**depth: a bottleneck of at least 4 x 4) is the smallest image side it accepts.
     """
 
     def __init__(self, depth: int = 3, base_channels: int = 32, norm: str = "batch", min_size: int | None = None):
         super().__init__()
         self.unet = UNet(in_channels=4, out_channels=3, depth=depth, base_channels=base_channels, norm=norm,
-                         final_activation="sigmoid")
+                         final_activation=None)
+        last = [m for m in self.unet.modules() if isinstance(m, nn.Conv2d)][-1]   # the 1 x 1 output convolution
+        nn.init.zeros_(last.weight)                                               # start exactly at the baseline
+        nn.init.zeros_(last.bias)
         self.depth = depth
         self.min_size = 4 * 2 ** depth if min_size is None else int(min_size)
 
@@ -49,8 +55,8 @@ class EditingUNet(nn.Module):
         """ValueError unless ``x`` is N x 4 x H x W with H, W >= min_size and multiples of 2**depth."""
         if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 4:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-            raise ValueError("input must be N x 4 x H x W: the corrupted image (3 channels) and its mask "
-                             f"(1 channel), as editing_input(corrupted, mask) builds it; got shape {shape}")
+            raise ValueError("input must be N x 4 x H x W: the baseline-filled image (3 channels) and its mask "
+                             f"(1 channel), as editing_input(filled, mask) builds it; got shape {shape}")
         h, w = x.shape[2:]
         if min(h, w) < self.min_size:
             raise ValueError(f"images must be at least {self.min_size} x {self.min_size} pixels for a U-Net of "
@@ -62,21 +68,6 @@ class EditingUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        corrupted, mask = x[:, :3], x[:, 3:]
-        painted = self.unet(x)                                                   # N x 3 x H x W in (0, 1)
-        return mask * painted + (1 - mask) * corrupted
-
-
-@torch.no_grad()
-def restore(model: nn.Module, corrupted: torch.Tensor, mask: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    """The model's restoration of ``corrupted`` images with their ``mask`` (eval mode), on the CPU, in [0, 1]."""
-    x = editing_input(corrupted, mask)
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        out = torch.cat([model(x[i:i + batch_size].to(device)).float().cpu()
-                         for i in range(0, x.shape[0], batch_size)])
-    finally:
-        model.train(was_training)
-    return out.clamp(0, 1)
+        filled, mask = x[:, :3], x[:, 3:]
+        painted = (filled + self.unet(x)).clamp(0, 1)                            # N x 3 x H x W in [0, 1]
+        return mask * painted + (1 - mask) * filled
