@@ -8,7 +8,7 @@ beta1 = 0.5), the same batch size and the same number of iterations:
                times per iteration (D(x), D(G(z)) twice, both losses, as the example prints them); one
                generator forward per iteration whose fakes serve both updates.
                ``--reference-data transforms`` (default) applies the example's per-image transforms
-               (PIL Resize(32), ToTensor, Normalize) in the loader; ``tensor`` loads pre-resized
+               (PIL Resize(32), ToTensor, Normalize) in the loader; ``tensor`` loads pre-resized (bicubic)
                tensors from a TensorDataset (only the loop differs).
 * ours      -- ``lecture_utils.gan_training.gan_step`` run by ``lecture_utils.train.fit`` over a
                device-resident ``BatchIterator``: losses on logits, no ``.item()`` per step, fakes for D

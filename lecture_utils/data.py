@@ -688,3 +688,49 @@ def make_scenes(n: int, seed: int = 0, size: int = 32, exclude=(), only=None,
     _note_source(source)
     return SceneData(torch.from_numpy(images).clamp_(0, 1), captions,
                      {k: torch.from_numpy(v) for k, v in attributes.items()}, source)
+
+
+# --------------------------------------------------------------------------- CIFAR-10 (notebook 04, when online)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def load_cifar10(split: str = "train", root: str | Path | None = None, download: bool = True,
+                 verbose: bool = True) -> ImageData | None:
+    """CIFAR-10 through torchvision: float32 images N x 3 x 32 x 32 in [0, 1] and int64 labels (0..9).
+
+    The files live under ``root`` (default: the data root) and are downloaded there when online (about
+    170 MB).  Offline (``$LECTURE_UTILS_OFFLINE=1``, no network, or a failed download) it returns None
+    after a one-line notice: callers fall back to photo patches (:func:`random_patches`).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    from torchvision.datasets import CIFAR10
+
+    root = _check_root(Path(root) if root is not None else data_root())
+    key = f"{root}:cifar10"
+    dataset = None
+    try:
+        dataset = CIFAR10(str(root), train=split == "train", download=False)
+    except RuntimeError:
+        if download and not _offline() and key not in _download_failed:
+            old_timeout = socket.getdefaulttimeout()
+            socket.setdefaulttimeout(10)
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                dataset = CIFAR10(str(root), train=split == "train", download=True)
+            except Exception as error:  # no network, a mirror down, a partial file
+                _download_failed.add(key)
+                print(f"[lecture_utils] CIFAR-10 download failed ({type(error).__name__})")
+            finally:
+                socket.setdefaulttimeout(old_timeout)
+    if dataset is None:
+        if verbose:
+            print("[lecture_utils] CIFAR-10 is not available offline; use photo patches instead")
+        return None
+    images = torch.from_numpy(np.asarray(dataset.data, dtype=np.uint8)).permute(0, 3, 1, 2).float() / 255.0
+    labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    source = "torchvision CIFAR-10"
+    if verbose:
+        print(f"[lecture_utils] CIFAR-10 {split}: {len(images):,} images from {source}")
+    _note_source(source)
+    return ImageData(images.contiguous(), labels, source)

@@ -315,3 +315,84 @@ def test_sharpness_metrics_fall_with_blur_and_match_closed_forms():
         sharpness_ratio(sharp, sharp[:2])
     with pytest.raises(ValueError, match="N x C x H x W"):
         gradient_magnitude(torch.rand(3, 8, 8))
+
+
+def test_residual_unet_starts_near_the_identity():
+    torch.manual_seed(0)
+    net = UNet(3, 3, depth=2, base_channels=8, final_activation=None, residual=True)
+    with torch.no_grad():
+        net.head[0].weight.zero_()
+        net.head[0].bias.zero_()
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(net(x), x)  # a zero correction returns the input
+    with pytest.raises(ValueError, match="residual=True needs"):
+        UNet(1, 3, residual=True, final_activation=None)
+    with pytest.raises(ValueError, match="residual=True needs"):
+        UNet(3, 3, residual=True)
+
+
+# --------------------------------------------------------------------------- CIFAR-10 loader
+def write_cifar_fixture(root, n=6):
+    """A tiny CIFAR-10 in torchvision's on-disk format (pickled batches)."""
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ["data_batch_%d" % i for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8), "labels": list(range(n))}
+        with open(folder / name, "wb") as handle:
+            pickle.dump(batch, handle)
+    with open(folder / "batches.meta", "wb") as handle:
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog"]}, handle)
+    return folder
+
+
+def test_cifar10_loads_from_files_and_falls_back_offline(tmp_path, monkeypatch, capsys):
+    from lecture_utils.data import load_cifar10
+
+    monkeypatch.setenv("LECTURE_UTILS_OFFLINE", "1")
+    assert load_cifar10("train", root=tmp_path / "empty") is None
+    assert "not available offline" in capsys.readouterr().out
+    folder = write_cifar_fixture(tmp_path)
+    # the fixture cannot match the official md5 sums: skip torchvision's integrity checks
+    monkeypatch.setattr("torchvision.datasets.cifar.check_integrity", lambda *args, **kwargs: True)
+    data = load_cifar10("train", root=tmp_path)
+    assert data.images.shape == (30, 3, 32, 32) and data.images.dtype == torch.float32
+    assert 0 <= float(data.images.min()) and float(data.images.max()) <= 1
+    assert data.labels.tolist() == list(range(6)) * 5
+    # pixel (row 0, col 0, red) of the first image is byte 0 of its row in the pickled batch
+    import pickle
+
+    with open(folder / "data_batch_1", "rb") as handle:
+        first = pickle.load(handle)["data"][0]
+    assert float(data.images[0, 0, 0, 0]) == pytest.approx(first[0] / 255.0)
+    assert float(data.images[0, 1, 0, 0]) == pytest.approx(first[1024] / 255.0)  # green plane starts at 1024
+    assert load_cifar10("test", root=tmp_path).images.shape[0] == 6
+    with pytest.raises(ValueError, match="split must be"):
+        load_cifar10("valid", root=tmp_path)
+
+
+def test_random_translation_shifts_each_image_and_passes_gradients():
+    from lecture_utils.gan_training import random_translation
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 2, 8, 8, requires_grad=True)
+    y = random_translation(x, max_shift=2, background=-1.0)
+    assert y.shape == x.shape
+    # each output image equals its input shifted by some (dy, dx) in [-2, 2]^2, with -1 where it came from outside
+    for i in range(8):
+        matches = 0
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                reference = torch.full_like(x[i], -1.0)
+                src = x[i, :, max(0, -dy):8 - max(0, dy), max(0, -dx):8 - max(0, dx)]
+                reference[:, max(0, dy):8 - max(0, -dy), max(0, dx):8 - max(0, -dx)] = src
+                matches += torch.equal(y[i], reference)
+        assert matches == 1
+    assert len({tuple(y[i].flatten()[:3].tolist()) for i in range(64)}) > 5  # different shifts per image
+    y.sum().backward()
+    assert x.grad is not None and float(x.grad.sum()) > 0
+    assert torch.equal(random_translation(x, 0), x)

@@ -8,7 +8,9 @@ use it.
 
 Input N x in_channels x H x W, output N x out_channels x H x W, with H and W divisible by 2**depth.
 ``final_activation``: ``"sigmoid"`` (default) for images in [0, 1], ``"tanh"`` for [-1, 1], ``None``
-for unbounded outputs (e.g. a residual added to the input).
+for unbounded outputs.  ``residual=True`` returns ``input + U-Net(input)`` (in_channels must equal
+out_channels; use ``final_activation=None``): for restoration tasks the network then starts near the
+identity and only learns the correction.
 """
 from __future__ import annotations
 
@@ -45,10 +47,11 @@ class UNet(nn.Module):
         base_channels: feature maps at full resolution; they double per level (capped at 8x).
         norm: ``"batch"``, ``"instance"`` or ``"none"``.
         final_activation: ``"sigmoid"``, ``"tanh"`` or ``None``.
+        residual: add the input to the output (in_channels == out_channels, final_activation None).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, depth: int = 3, base_channels: int = 32,
-                 norm: str = "batch", final_activation: str | None = "sigmoid"):
+                 norm: str = "batch", final_activation: str | None = "sigmoid", residual: bool = False):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("depth", depth), ("base_channels", base_channels)):
@@ -58,7 +61,10 @@ class UNet(nn.Module):
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         if final_activation not in ACTIVATIONS:
             raise ValueError(f"final_activation must be one of {list(ACTIVATIONS)}, got {final_activation!r}")
-        self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
+        if residual and (in_channels != out_channels or final_activation is not None):
+            raise ValueError(f"residual=True needs in_channels == out_channels and final_activation=None, got "
+                             f"{in_channels} -> {out_channels} channels and final_activation={final_activation!r}")
+        self.in_channels, self.out_channels, self.depth, self.residual = in_channels, out_channels, depth, residual
         widths = [base_channels * min(2 ** level, 8) for level in range(depth + 1)]
         self.stem = ConvBlock(in_channels, widths[0], norm)                           # N x w0 x H x W
         self.down = nn.ModuleList()
@@ -88,4 +94,4 @@ class UNet(nn.Module):
         h = skips.pop()                                                                # bottleneck
         for up, merge in zip(self.up, self.merge):
             h = merge(torch.cat([up(h), skips.pop()], dim=1))
-        return self.head(h)
+        return x + self.head(h) if self.residual else self.head(h)
