@@ -3,7 +3,7 @@
 Both train the same MLP autoencoder with the same batch size for the same number of steps:
 
 * ours       -- lecture_utils.train.fit over a BatchIterator (data resident on the device,
-                losses summed on the device, one sync per epoch);
+                losses summed on the device, one sync per epoch) with fused Adam;
 * reference  -- the pytorch/examples pattern: DataLoader over a TensorDataset, ``.item()``
                 every step.
 
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from lecture_utils.budget import get_device
 from lecture_utils.data import BatchIterator, load_mnist
 from lecture_utils.models.autoencoder import MLPAutoencoder
-from lecture_utils.train import autoencoder_step, fit
+from lecture_utils.train import adam, autoencoder_step, fit
 
 
 def reference_loop(model, images, batch_size, steps, device):
@@ -49,7 +49,7 @@ def reference_loop(model, images, batch_size, steps, device):
 
 
 def our_loop(model, images, batch_size, steps, device):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = adam(model.parameters(), lr=1e-3)  # fused Adam, as train_autoencoder uses
     batches = BatchIterator(images, batch_size=batch_size, seed=0, device=device)
     if steps % len(batches):
         raise ValueError(f"--steps must be a multiple of the {len(batches)} batches per epoch")
