@@ -181,6 +181,12 @@ def test_gaussian_downsample_keeps_constants_and_means():
     torch.testing.assert_close(S.gaussian_downsample(torch.full((1, 3, 16, 16), 0.3), 4), torch.full((1, 3, 4, 4), 0.3))
     assert abs(float(small.mean() - x.mean())) < 0.02
     assert S.gaussian_downsample(x, 1) is x
+    assert S.gaussian_downsample(torch.rand(1, 3, 5, 9), 8).shape == (1, 3, 1, 2)     # smaller than the kernel
+    # every column reaches the output about equally: the right edge is not left out of the coarse scales
+    pixels = torch.rand(1, 1, 72, 72, requires_grad=True)
+    S.gaussian_downsample(pixels, 8).sum().backward()
+    reach = pixels.grad[0, 0].sum(0)
+    assert float(reach.min()) > 0.5 and float(reach[-8:].mean()) > 0.7 * float(reach[:8].mean())
 
 
 # --------------------------------------------------------------------------- the optimisation

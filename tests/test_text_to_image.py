@@ -120,6 +120,29 @@ def test_text_encoder_ignores_padding_and_reads_word_order():
         encoder(short.float())
 
 
+def test_cross_attention_weights_are_a_distribution_over_real_words():
+    torch.manual_seed(0)
+    tok, encoder = T.Tokenizer(), T.TextEncoder(len(T.Tokenizer()))
+    ids = tok.encode(["a red circle on the left", "a small blue square above a large green triangle"])
+    sentence, words, mask = encoder.read(ids)
+    assert words.shape == (2, ids.shape[1], encoder.word_dim) and mask.tolist()[0] == [True] * 6 + [False] * 3
+    attend = T.CrossAttention(channels=8, word_dim=encoder.word_dim, size=4)
+    x = torch.randn(2, 8, 4, 4)
+    out = attend(x, words, mask)
+    weights = attend.attention                                          # N x HW x L
+    assert out.shape == x.shape and weights.shape == (2, 16, ids.shape[1])
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 16))
+    assert float(weights[0, :, 6:].abs().sum()) == 0.0                  # padding gets no attention
+    changed = words.clone()
+    changed[0, 6:] = 100.0                                              # what sits under the padding is ignored
+    torch.testing.assert_close(attend(x, changed, mask), out)
+    # the reference: the same attention written out for one location
+    q = attend.query(x + attend.position).flatten(2)[0, :, 5]           # location 5 of scene 0
+    scores = attend.key(words[0, :6]) @ q * attend.scale
+    expected = x.flatten(2)[0, :, 5] + torch.softmax(scores, 0) @ attend.value(words[0, :6])
+    torch.testing.assert_close(out.flatten(2)[0, :, 5], expected)
+
+
 # --------------------------------------------------------------------------- the conditional VAE
 def test_cvae_shapes_and_kl_against_torch_distributions(scenes):
     torch.manual_seed(0)

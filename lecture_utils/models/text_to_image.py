@@ -98,6 +98,8 @@ class TextEncoder(nn.Module):
 
     The last hidden states of the forward and the backward GRU (the backward one has read the
     caption from its end) are concatenated and projected.  Padding is skipped (packed sequences).
+    :meth:`read` also returns the GRU's output at every word (N x L x 2 ``hidden``): each word's
+    features in the context of the whole caption, for cross-attention.
     """
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, hidden: int = 64, text_dim: int = 128):
@@ -106,15 +108,22 @@ class TextEncoder(nn.Module):
         self.gru = nn.GRU(embed_dim, hidden, batch_first=True, bidirectional=True)
         self.project = nn.Linear(2 * hidden, text_dim)                              # N x text_dim
         self.text_dim = text_dim
+        self.word_dim = 2 * hidden
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def read(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(caption vectors N x text_dim, word features N x L x word_dim, mask N x L: True = a word)``."""
         if ids.ndim != 2 or ids.dtype != torch.int64:
             raise ValueError(f"ids must be an int64 tensor N x L, got {ids.dtype} {tuple(ids.shape)}")
-        lengths = (ids > 0).sum(1).clamp_min(1)
+        mask = ids > 0
+        lengths = mask.sum(1).clamp_min(1)
         packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths.cpu(), batch_first=True,
                                                    enforce_sorted=False)
-        _, last = self.gru(packed)                                                  # 2 x N x hidden
-        return self.project(torch.cat([last[0], last[1]], dim=1))                  # N x text_dim
+        outputs, last = self.gru(packed)                                            # last: 2 x N x hidden
+        words, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True, total_length=ids.shape[1])
+        return self.project(torch.cat([last[0], last[1]], dim=1)), words, mask     # N x text_dim, N x L x 2h
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.read(ids)[0]
 
 
 class FiLM(nn.Module):
@@ -129,12 +138,45 @@ class FiLM(nn.Module):
         return x * (1 + gamma) + beta
 
 
+class CrossAttention(nn.Module):
+    """Every image location attends over the caption's words (one head of scaled dot-product attention):
+
+        out = x + softmax(Q K^T / sqrt(d)) V,   Q = W_q (x + P),  K = W_k words,  V = W_v words,
+
+    with P a learned embedding of the location (so that "the left half" can ask for the words that
+    describe the left object).  This is how Imagen and Stable Diffusion feed text to their U-Nets.
+    ``x``: N x C x H x W with H x W = ``size`` x ``size``; ``words``: N x L x word_dim; ``mask``: N x L.
+    The last attention weights (N x HW x L) are kept in ``attention`` for plotting.
+    """
+
+    def __init__(self, channels: int, word_dim: int, size: int, dim: int = 32):
+        super().__init__()
+        self.position = nn.Parameter(0.1 * torch.randn(1, channels, size, size))   # 1 x C x size x size
+        self.query = nn.Conv2d(channels, dim, 1)                                    # N x dim x H x W
+        self.key = nn.Linear(word_dim, dim)                                         # N x L x dim
+        self.value = nn.Linear(word_dim, channels)                                  # N x L x C
+        self.scale = dim ** -0.5
+        self.attention: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        queries = self.query(x + self.position).flatten(2).transpose(1, 2)         # N x HW x dim
+        scores = queries @ self.key(words).transpose(1, 2) * self.scale             # N x HW x L
+        weights = scores.masked_fill(~mask[:, None, :], float("-inf")).softmax(-1)  # N x HW x L
+        self.attention = weights.detach()
+        return x + (weights @ self.value(words)).transpose(1, 2).reshape(n, c, h, w)  # N x C x H x W
+
+
 class TextToImageVAE(nn.Module):
     """A conditional VAE for 3 x 32 x 32 scenes given a caption (ids N x L).
 
     ``forward(images, ids) -> (logits, mu, logvar)``: pixel logits N x 3 x 32 x 32 (Bernoulli
     likelihood on values in [0, 1]) and the Gaussian posterior q(z | x, caption), N x ``z_dim`` each.
     ``sample(ids)`` -> images N x 3 x 32 x 32 in [0, 1], one per caption, z ~ N(0, I).
+
+    The decoder hears the caption twice at each of the 4 x 4, 8 x 8 and 16 x 16 resolutions: the
+    caption vector through FiLM (what to draw) and the words through :class:`CrossAttention` (what to
+    draw *where*: "a red circle to the left of a blue square" binds red to the left).
     """
 
     def __init__(self, vocab_size: int, z_dim: int = 16, channels: int = 32, text_dim: int = 128):
@@ -143,6 +185,7 @@ class TextToImageVAE(nn.Module):
         self.z_dim = z_dim
         self.channels = c
         self.text_encoder = TextEncoder(vocab_size, text_dim=text_dim)
+        word_dim = self.text_encoder.word_dim
         self.encoder = nn.Sequential(
             nn.Conv2d(3, c // 2, 4, 2, 1), nn.LeakyReLU(0.2),                      # N x c/2 x 16 x 16
             nn.Conv2d(c // 2, c, 4, 2, 1), nn.LeakyReLU(0.2),                      # N x c x 8 x 8
@@ -156,11 +199,13 @@ class TextToImageVAE(nn.Module):
         self.project = nn.Linear(z_dim + text_dim, 2 * c * 16)                     # N x 2c*16 -> 2c x 4 x 4
         self.up = nn.ModuleList([
             nn.ConvTranspose2d(2 * c, c, 4, 2, 1),                                 # N x c x 8 x 8
-            nn.ConvTranspose2d(c, c // 2, 4, 2, 1),                                # N x c/2 x 16 x 16
+            nn.ConvTranspose2d(c, c, 4, 2, 1),                                     # N x c x 16 x 16
         ])
-        self.norms = nn.ModuleList([nn.GroupNorm(8, c), nn.GroupNorm(8, c // 2)])
-        self.films = nn.ModuleList([FiLM(text_dim, 2 * c), FiLM(text_dim, c), FiLM(text_dim, c // 2)])
-        self.to_pixels = nn.ConvTranspose2d(c // 2, 3, 4, 2, 1)                    # N x 3 x 32 x 32 logits
+        self.norms = nn.ModuleList([nn.GroupNorm(8, c), nn.GroupNorm(8, c)])
+        self.films = nn.ModuleList([FiLM(text_dim, 2 * c), FiLM(text_dim, c), FiLM(text_dim, c)])
+        self.attend = nn.ModuleList([CrossAttention(2 * c, word_dim, 4), CrossAttention(c, word_dim, 8),
+                                     CrossAttention(c, word_dim, 16)])
+        self.to_pixels = nn.ConvTranspose2d(c, 3, 4, 2, 1)                         # N x 3 x 32 x 32 logits
 
     def encode(self, images: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 4 or tuple(images.shape[1:]) != (3, 32, 32):
@@ -168,19 +213,20 @@ class TextToImageVAE(nn.Module):
         mu, logvar = self.posterior(torch.cat([self.encoder(images), text], 1)).chunk(2, dim=1)
         return mu, logvar.clamp(-10, 10)
 
-    def decode(self, z: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Pixel logits N x 3 x 32 x 32 from codes N x z_dim and caption vectors N x text_dim."""
+    def decode(self, z: torch.Tensor, caption: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Pixel logits N x 3 x 32 x 32 from codes N x z_dim and a caption read by ``text_encoder.read``."""
+        text, words, mask = caption
         x = self.project(torch.cat([z, text], 1)).view(-1, 2 * self.channels, 4, 4)  # N x 2c x 4 x 4
-        x = F.relu(self.films[0](x, text))
-        for up, norm, film in zip(self.up, self.norms, self.films[1:]):
-            x = F.relu(film(norm(up(x)), text))
+        x = F.relu(self.films[0](self.attend[0](x, words, mask), text))
+        for up, norm, film, attend in zip(self.up, self.norms, self.films[1:], self.attend[1:]):
+            x = F.relu(film(norm(attend(up(x), words, mask)), text))               # N x c x 8 x 8, 16 x 16
         return self.to_pixels(x)
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor):
-        text = self.text_encoder(ids)
-        mu, logvar = self.encode(images, text)
+        caption = self.text_encoder.read(ids)
+        mu, logvar = self.encode(images, caption[0])
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()                       # reparameterisation
-        return self.decode(z, text), mu, logvar
+        return self.decode(z, caption), mu, logvar
 
     @torch.no_grad()
     def sample(self, ids: torch.Tensor, generator: torch.Generator | None = None,
@@ -189,7 +235,7 @@ class TextToImageVAE(nn.Module):
         device = next(self.parameters()).device
         ids = ids.to(device)
         z = torch.randn(ids.shape[0], self.z_dim, generator=generator).to(device) * temperature
-        return torch.sigmoid(self.decode(z, self.text_encoder(ids))).float()
+        return torch.sigmoid(self.decode(z, self.text_encoder.read(ids))).float()
 
 
 def negative_elbo_terms(model: TextToImageVAE, images: torch.Tensor, ids: torch.Tensor,
