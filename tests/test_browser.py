@@ -75,6 +75,10 @@ def jupyter_lab():
     port, token = free_port(), secrets.token_hex(16)
     scratch = Path(tempfile.mkdtemp(prefix="lecture-utils-browser-"))
     write_lab_settings(scratch / "settings")
+    # JupyterLab saves the notebook it runs: serve a copy, so the repository's notebook stays clean
+    work = scratch / "work"
+    (work / "notebooks").mkdir(parents=True)
+    shutil.copy(ROOT / NOTEBOOK, work / NOTEBOOK)
     env = {**os.environ, "LECTURE_UTILS_BUDGET": "smoke", "LECTURE_UTILS_OFFLINE": "1",
            "JUPYTERLAB_SETTINGS_DIR": str(scratch / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "workspaces"),
@@ -83,7 +87,7 @@ def jupyter_lab():
     log = open(scratch / "jupyter.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
+         "--port-retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
          "--LabApp.expose_app_in_browser=True", "--ServerApp.terminals_enabled=False", "--allow-root"],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
