@@ -240,21 +240,40 @@ def editing_pairs(patches: torch.Tensor, task: str, seed: int = 0, **options) ->
 
 
 def train_editing(model: nn.Module, patches: torch.Tensor, task: str, epochs: int, *,
-                  discriminator: nn.Module | None = None, masks_per_patch: int = 1, seed: int = 0,
-                  **options) -> History:
+                  discriminator: nn.Module | None = None, warmup_epochs: int = 0, masks_per_patch: int = 1,
+                  seed: int = 0, **options) -> History:
     """The pix2pix recipe for one editing task: corrupt ``patches`` with ``task`` and train ``model``
     (an :class:`~lecture_utils.models.editing.EditingUNet`) to restore them with L1 (weight 100) plus, with
     a ``discriminator`` (``PatchDiscriminator(in_channels=7)``: it sees the 4-channel input and the 3-channel
-    output), the conditional PatchGAN loss.  ``masks_per_patch`` > 1 repeats each patch with fresh masks.
-    ``options`` go to :func:`~lecture_utils.gan_training.train_image_to_image` (batch_size, lr, device, ...).
+    output), the conditional PatchGAN loss.
+
+    ``warmup_epochs`` of the ``epochs`` train with L1 alone before the discriminator joins (as SRGAN starts
+    from its L1 network): a GAN that starts against an untrained generator pulls it away from the data.
+    ``masks_per_patch`` > 1 repeats each patch with fresh masks.  ``options`` go to
+    :func:`~lecture_utils.gan_training.train_image_to_image` (batch_size, lr, device, ...).  The history
+    concatenates both phases.
     """
+    if not 0 <= warmup_epochs <= epochs:
+        raise ValueError(f"warmup_epochs must lie in [0, epochs = {epochs}], got {warmup_epochs!r}")
     inputs, targets = [], []
     for r in range(masks_per_patch):
         x, y = editing_pairs(patches, task, seed=seed + 1000 * r)
         inputs.append(x)
         targets.append(y)
-    return train_image_to_image(model, torch.cat(inputs), torch.cat(targets), epochs, discriminator=discriminator,
-                                l1_weight=options.pop("l1_weight", 100.0), seed=seed, desc=task, **options)
+    inputs, targets = torch.cat(inputs), torch.cat(targets)
+    l1_weight = options.pop("l1_weight", 100.0)
+    history = History()
+    phases = [(warmup_epochs, None), (epochs - warmup_epochs, discriminator)] if discriminator is not None \
+        else [(epochs, None)]
+    for phase, (n, d) in enumerate(phases):
+        if n == 0:
+            continue
+        part = train_image_to_image(model, inputs, targets, n, discriminator=d, l1_weight=l1_weight,
+                                    seed=seed + phase, desc=f"{task} ({'L1 + PatchGAN' if d is not None else 'L1'})",
+                                    **options)
+        for record in part.records:
+            history.records.append({**record, "epoch": len(history.records) + 1})
+    return history
 
 
 def evaluate_editing(model: nn.Module, patches: torch.Tensor, task: str, seed: int = 12345) -> dict:

@@ -6,12 +6,14 @@ baseline (:func:`lecture_utils.restoration.baseline`: mean fill, the grey copy, 
 :class:`EditingUNet` feeds this filled image *and* the mask (3 + 1 = 4 channels) to a U-Net
 (:class:`~lecture_utils.models.unet.UNet`) that predicts a correction of the missing region only:
 
-    output = mask * clamp(filled + UNet(filled, mask), 0, 1) + (1 - mask) * filled
+    output = mask * sigmoid(logit(filled) + UNet(filled, mask)) + (1 - mask) * filled
 
 Known pixels stay as they were; for colorization the mask is all ones (every pixel's colour is missing,
 and the grey input gives the brightness).  As the super-resolution network of notebook 06 adds a residual
 to bicubic interpolation, the U-Net's last layer starts at zero, so the untrained model *is* the
-baseline and training can only learn what the baseline misses.  The L1 loss on the output is an L1 loss
+baseline and training learns what the baseline misses.  The correction is added to the baseline's
+logits, not to its pixels: the output stays in (0, 1) without a clamp, whose zero gradient would leave a
+pixel pushed below 0 black for good.  The L1 loss on the output is an L1 loss
 on the missing region, and the discriminator judges a composite image whose seams it can see.
 
 Input: a tensor N x 4 x H x W = cat(filled N x 3 x H x W, mask N x 1 x H x W), as :func:`editing_input`
@@ -24,6 +26,8 @@ from torch import nn
 
 from ..data import check_mask
 from .unet import UNet
+
+EPS = 1e-3  # pixel values are kept in [EPS, 1 - EPS] before the logit
 
 
 def editing_input(filled: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -69,5 +73,6 @@ class EditingUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         filled, mask = x[:, :3], x[:, 3:]
-        painted = (filled + self.unet(x)).clamp(0, 1)                            # N x 3 x H x W in [0, 1]
+        start = torch.logit(filled.clamp(EPS, 1 - EPS))                          # the baseline, as logits
+        painted = torch.sigmoid(start + self.unet(x))                            # N x 3 x H x W in (0, 1)
         return mask * painted + (1 - mask) * filled
