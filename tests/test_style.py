@@ -203,13 +203,14 @@ def small_pair():
 def test_transfer_style_lowers_the_style_loss(small_pair, optimizer):
     content, style = small_pair
     extractor = S.RandomMultiScaleFeatures(channels=16, scales=3).freeze()
-    result = S.transfer_style(content, style, extractor, steps=25, style_weight=100.0, optimizer=optimizer,
+    steps = 40  # L-BFGS needs about 40 steps to halve the style loss since the centred pyramid
+    result = S.transfer_style(content, style, extractor, steps=steps, style_weight=100.0, optimizer=optimizer,
                               lr=0.05 if optimizer == "adam" else None)
     first, last = result.history[0], result.history[-1]
     assert last["style"] < 0.5 * first["style"], (first, last)
     assert result.image.shape == (1, 3, 24, 32)
     assert 0.0 <= float(result.image.min()) and float(result.image.max()) <= 1.0
-    assert [r["epoch"] for r in result.history] == list(range(26))
+    assert [r["epoch"] for r in result.history] == list(range(steps + 1))
     assert result.raw["style"] == pytest.approx(last["style"] / 100.0, rel=1e-5)
 
 
