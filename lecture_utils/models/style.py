@@ -223,12 +223,9 @@ class RandomMultiScaleFeatures(FeatureExtractor):
 
 
 def gaussian_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
-    """Blur with a Gaussian (sigma = factor / 2, edges replicated) and keep one pixel per ``factor`` x
-    ``factor`` block, at the block's centre (so that the last rows and columns are covered as well as
-    the first).
+    """Blur with a Gaussian (sigma = factor / 2, reflected borders) and keep every ``factor``-th pixel.
 
-    ``images``: N x C x H x W; returns N x C x ceil(H / factor) x ceil(W / factor) (for H, W >= factor).
-    ``factor=1`` is the identity.
+    ``images``: N x C x H x W; returns N x C x ceil(H / factor) x ceil(W / factor).  ``factor=1`` is the identity.
     """
     if factor == 1:
         return images
@@ -237,12 +234,8 @@ def gaussian_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
     taps = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
     kernel = torch.exp(-taps ** 2 / (2 * sigma ** 2))
     kernel = kernel / kernel.sum()
-    c, h, w = images.shape[1:]
-    offset = factor // 2                      # the first sample sits at the centre of the first block
-    # pad by the radius on the left/top; on the right/bottom by enough for ceil(size / factor) samples
-    right = radius + max(0, offset + factor * (math.ceil(w / factor) - 1) - (w - 1))
-    bottom = radius + max(0, offset + factor * (math.ceil(h / factor) - 1) - (h - 1))
-    x = F.pad(images, (radius, right, radius, bottom), mode="replicate")[:, :, offset:, offset:]
+    c = images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
     x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), stride=(1, factor), groups=c)  # along W
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), stride=(factor, 1), groups=c)  # along H
 
