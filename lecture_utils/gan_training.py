@@ -201,7 +201,7 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
              noise: Callable[[int], torch.Tensor] | None = None, ema: EMA | None = None,
              device: torch.device | str = "cpu", channels_last: bool = False, track_grad_norms: bool = True,
              forward_generator: Callable | None = None, forward_discriminator: Callable | None = None,
-             augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Callable:
+             augment: Callable[[torch.Tensor], torch.Tensor] | None = None, reuse_fakes: bool = False) -> Callable:
     """One iteration of Algorithm 1 per batch: ``k`` discriminator updates, then one generator update.
 
     The batch (a tensor, or a tuple whose first entry is the data) holds ``k * m`` examples in G's
@@ -216,6 +216,9 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
     ``channels_last``: convert 4-D batches to the channels-last memory layout (the models must be too).
     ``augment``: a differentiable transform applied to every image D sees, real and fake (DiffAugment,
     e.g. :func:`random_translation`); None: D sees the images as they are.
+    ``reuse_fakes=True``: the generator update reuses the fakes of the last discriminator update (made
+    with a graph through G) instead of drawing fresh noise -- what DCGAN's and pytorch/examples' loops do.
+    It saves one generator forward per iteration; Algorithm 1 (the default, False) draws fresh noise.
 
     Returns (all detached scalar tensors, averaged per epoch by ``fit``):
     ``loss_d``, ``loss_g``; ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)) in the last
@@ -232,8 +235,9 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
         def noise(m):
             return torch.randn(m, latent_dim, device=device)
 
-    forward_g = forward_generator or generator
-    plain_d = forward_discriminator or discriminator
+    # (``is None``, not ``or``: a torch.compile'd module refuses ``bool()``)
+    forward_g = generator if forward_generator is None else forward_generator
+    plain_d = discriminator if forward_discriminator is None else forward_discriminator
     forward_d = plain_d if augment is None else (lambda images: plain_d(augment(images)))
     least_squares = loss == "least_squares"
     d_loss_fn = least_squares_discriminator_loss if least_squares else discriminator_loss
@@ -250,9 +254,14 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
         if channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         # -- k discriminator updates, each on a fresh minibatch of data and of noise
-        for real in x.split(m):
-            with torch.no_grad(), autocast(device):
-                fake = forward_g(noise(m))                  # no graph through G: D's update does not need it
+        for i, real in enumerate(x.split(m)):
+            if reuse_fakes and i == k - 1:
+                with autocast(device):
+                    fake_with_graph = forward_g(noise(m))   # kept for the generator update below
+                fake = fake_with_graph.detach()
+            else:
+                with torch.no_grad(), autocast(device):
+                    fake = forward_g(noise(m))              # no graph through G: D's update does not need it
             with autocast(device):
                 real_scores = forward_d(real)
                 fake_scores = forward_d(fake)
@@ -265,7 +274,7 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
         discriminator.requires_grad_(False)             # gradients flow *through* D to G, none are kept for D
         try:
             with autocast(device):
-                fake_scores_g = forward_d(forward_g(noise(m)))
+                fake_scores_g = forward_d(fake_with_graph if reuse_fakes else forward_g(noise(m)))
             loss_g = g_loss_fn(fake_scores_g)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()

@@ -396,3 +396,40 @@ def test_random_translation_shifts_each_image_and_passes_gradients():
     y.sum().backward()
     assert x.grad is not None and float(x.grad.sum()) > 0
     assert torch.equal(random_translation(x, 0), x)
+
+
+def test_gan_step_accepts_forward_callables_that_refuse_bool():
+    # torch.compile returns an OptimizedModule whose bool() raises; the step must not call it
+    class Strict:
+        def __init__(self, module):
+            self.module = module
+
+        def __call__(self, x):
+            return self.module(x)
+
+        def __bool__(self):
+            raise TypeError("does not support len()")
+
+    torch.manual_seed(0)
+    g, d = MLPGenerator(2, (1,), (8,), output="linear"), MLPDiscriminator((1,), (8,))
+    opt_g, opt_d = make_optimizers(g, d)
+    step = gan_step(g, d, opt_g, opt_d, forward_generator=Strict(g), forward_discriminator=Strict(d))
+    assert torch.isfinite(step(torch.randn(8, 1))["loss_g"])
+
+
+def test_reuse_fakes_skips_one_generator_forward():
+    torch.manual_seed(0)
+    g, d = MLPGenerator(2, (1,), (8,), output="linear"), MLPDiscriminator((1,), (8,))
+    calls = {"n": 0}
+
+    def counting_g(z):
+        calls["n"] += 1
+        return g(z)
+
+    opt_g, opt_d = make_optimizers(g, d)
+    for reuse, expected in ((False, 3 * (2 + 1)), (True, 3 * 2)):  # k = 2, three iterations
+        calls["n"] = 0
+        step = gan_step(g, d, opt_g, opt_d, k=2, forward_generator=counting_g, reuse_fakes=reuse)
+        for _ in range(3):
+            out = step(torch.randn(8, 1))
+        assert calls["n"] == expected and out["grad_norm_g"] > 0
