@@ -173,6 +173,9 @@ SIZES: dict[str, dict[str, tuple]] = {
         "sweep_size": (32, 96, 256),           # the style-weight sweep behind the slider
         "sweep_steps": (6, 60, 200),
         "sweep_weights": ((1.0, 100.0), (0.3, 1.0, 3.0, 10.0, 30.0, 100.0), (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)),
+        # the final style loss must be below this fraction of the starting one: a dozen steps only
+        # have to go downhill, the standard budget's hundreds of steps must cut it substantially
+        "style_drop": (0.95, 0.6, 0.6),
     },
     "09_text_to_image": {
         "n_train": (400, 10000, 60000),        # generated captioned scenes, held-out pairs excluded

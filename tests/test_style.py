@@ -165,13 +165,24 @@ def test_random_multiscale_features_shapes_and_determinism():
     images = torch.rand(1, 3, 40, 48)
     fa, fb = a(images), b(images)
     assert list(fa) == ["scale0", "scale1", "scale2", "scale3"]
-    assert [tuple(f.shape[2:]) for f in fa.values()] == [(40, 48), (20, 24), (10, 12), (5, 6)]
+    assert [tuple(f.shape[1:]) for f in fa.values()] == [(131, 40, 48), (131, 20, 24), (131, 10, 12), (131, 5, 6)]
     for name in fa:
         torch.testing.assert_close(fa[name], fb[name])
-        assert float(fa[name].detach().min()) >= 0                  # after a ReLU
+        assert float(fa[name][:, :128].detach().min()) >= 0             # filter responses after a ReLU
+    # the last three channels are the (blurred) colours: at full scale, the normalised image itself
+    torch.testing.assert_close(fa["scale0"][:, 128:], a.normalise(images))
     weights = a.convs[0].weight
     torch.testing.assert_close(weights.mean(dim=(1, 2, 3)), torch.zeros(weights.shape[0]), atol=1e-6, rtol=0)
     assert a.content_layers == ("scale2",) and a.style_layers == tuple(fa)
+    # mirrored borders: a border pixel changes the features as much as an interior one
+    probe = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    a(probe)["scale0"][:, :128].pow(2).sum().backward()
+    reach = probe.grad.abs().sum((0, 1))
+    border, interior = float(reach[0, 8:40].mean()), float(reach[20:28, 8:40].mean())
+    assert interior > 0 and border == pytest.approx(interior, rel=0.5), (border, interior)
+    assert a(torch.rand(1, 3, 9, 40))["scale3"].shape[2:] == (2, 5)
+    with pytest.raises(ValueError, match="at least 9 x 9"):
+        a(torch.rand(1, 3, 8, 40))
 
 
 def test_gaussian_downsample_keeps_constants_and_means():

@@ -178,8 +178,11 @@ class RandomMultiScaleFeatures(FeatureExtractor):
     random filters of Ustyuzhaninov et al. (2016).  (Plain 2^s x 2^s average pooling would do the
     same job but its gradient is constant over each block, which paints visible blocks into the
     optimised image.)
-    The filters are drawn from a seeded generator and made zero-mean, so the features respond to
-    structure, not to overall brightness; the biases are zero.
+    The filters are drawn from a seeded generator and made zero-mean, so they respond to structure
+    (edges, spots, stripes), not to flat colour; the biases are zero.  Each scale's features also carry
+    the blurred colour channels themselves (3 more channels), so that the content loss holds the
+    colours of flat regions and the Gram matrices hold the palette.  (Without them, flat regions are
+    invisible to the content loss and fill with saturated speckle.)
 
     Style layers: every scale.  Content layer: ``scale2`` (one quarter resolution), which fixes the
     layout but leaves the fine texture free, the role conv4_2 plays in VGG-19.
@@ -206,6 +209,7 @@ class RandomMultiScaleFeatures(FeatureExtractor):
                 conv.bias.zero_()
             self.convs.append(conv)
         self._layers = tuple(f"scale{s}" for s in range(scales))
+        self.margin = 2 ** (scales - 1)  # mirrored border, a multiple of every scale's step
         self.style_layers = self._layers
         self.content_layers = (self._layers[min(2, scales - 1)],)
 
@@ -214,11 +218,22 @@ class RandomMultiScaleFeatures(FeatureExtractor):
         return self._layers
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        # Mirror the image by `margin` pixels on every side, compute the features, and crop them back to
+        # the image: every pixel, the border ones included, is seen with context at every scale.  (Without
+        # this the optimisation paints a frame of saturated pixels along the borders.)
         x = self.normalise(images)
+        h, w = x.shape[2:]
+        if min(h, w) <= self.margin:  # the mirrored border must fit inside the image
+            raise ValueError(f"images must be at least {self.margin + 1} x {self.margin + 1} pixels for "
+                             f"{len(self.convs)} scales, got {h} x {w}")
+        m = self.margin
+        x = F.pad(x, (m, m, m, m), mode="reflect")                             # N x 3 x H+2m x W+2m
         out = {}
         for s, (name, conv) in enumerate(zip(self._layers, self.convs)):
-            pooled = gaussian_downsample(x, 2 ** s)                             # N x 3 x H/2^s x W/2^s
-            out[name] = F.relu(conv(pooled))                                    # N x channels x H/2^s x W/2^s
+            pooled = gaussian_downsample(x, 2 ** s)                             # N x 3 x (H+2m)/2^s x ...
+            features = torch.cat([F.relu(conv(pooled)), pooled], 1)            # N x channels+3 x ...
+            crop = m // 2 ** s
+            out[name] = features[:, :, crop:features.shape[2] - crop, crop:features.shape[3] - crop]  # N x C+3 x H/2^s x W/2^s
         return out
 
 
@@ -361,7 +376,7 @@ def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: Featur
                    tv_weight: float = 0.0, optimizer: str = "adam", lr: float | None = None,
                    init: str = "content", content_layers: tuple[str, ...] | None = None,
                    style_layers: tuple[str, ...] | None = None, balance_layers: bool = True,
-                   seed: int = 0) -> StyleTransferResult:
+                   adam_eps: float = 0.5, seed: int = 0) -> StyleTransferResult:
     """Gatys et al.'s style transfer: optimise the pixels x of an image to minimise
 
         L(x) = content_weight * L_content(x) + style_weight * sum_l w_l E_l(x) + tv_weight * TV(x)
@@ -377,11 +392,12 @@ def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: Featur
 
     ``content``: 3 x H x W (or 1 x 3 x H x W) in [0, 1]; ``style``: 3 x H' x W' in [0, 1] (any size:
     Gram matrices do not depend on the layout).  ``optimizer``: ``"lbfgs"`` (Gatys et al.; one
-    iteration per step, ``lr`` default 0.1) or ``"adam"`` (``lr`` default 0.02).  ``init``: ``"content"`` (start from
-    the content photo) or ``"noise"`` (white noise, as in the paper's figures).  The losses see the
-    pixels clipped to [0, 1]; Adam also clips the free pixels after every step (projected gradient
-    descent).  ``history`` has ``steps + 1`` records: the losses before step 1 (``epoch`` 0) and
-    after each step.  Runs on the extractor's device; returns a
+    iteration per step, ``lr`` default 0.1) or ``"adam"`` (``lr`` default 0.02; it sees the loss summed
+    over pixels, and ``adam_eps`` damps the steps of pixels whose gradient is tiny).  ``init``:
+    ``"content"`` (start from the content photo) or ``"noise"`` (white noise, as in the paper's
+    figures).  The losses see the pixels clipped to [0, 1]; Adam also clips the free pixels after
+    every step (projected gradient descent).  ``history`` has ``steps + 1`` records: the losses
+    before step 1 (``epoch`` 0) and after each step.  Runs on the extractor's device; returns a
     :class:`StyleTransferResult` with the image on the CPU.
     """
     import time
@@ -432,7 +448,12 @@ def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: Featur
         opt = torch.optim.LBFGS([image], lr=lr or 0.1, max_iter=1, history_size=20,
                                 line_search_fn="strong_wolfe")
     else:
-        opt = torch.optim.Adam([image], lr=lr or 0.02)
+        # Adam moves every pixel by about lr per step however small its gradient, so pixels in flat
+        # regions, pushed gently by the style term, would march to saturation (speckle).  A large eps
+        # damps such steps; the loss is summed over pixels (times n_pixels below) so that eps means the
+        # same at every image size.
+        opt = torch.optim.Adam([image], lr=lr or 0.02, eps=adam_eps)
+    loss_scale = float(content.shape[2] * content.shape[3]) if optimizer == "adam" else 1.0
     targets = (content_targets, content_scales, style_grams, layer_weights)
     weights = (content_weight, style_weight, tv_weight)
     terms = []  # per step: (total, content, style, tv) at the pixels the step started from
@@ -442,7 +463,7 @@ def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: Featur
         # search needs (clipping the pixels in place inside the closure would break it)
         opt.zero_grad(set_to_none=True)
         total, c, s, t = _losses(extractor, image.clamp(0, 1), *targets, *weights)
-        total.backward()
+        (total * loss_scale).backward()
         evaluations.append(torch.stack([total.detach(), c.detach(), s.detach(), t.detach()]))
         return total
 

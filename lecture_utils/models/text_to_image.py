@@ -430,6 +430,12 @@ TIMELINE_SOURCE = ("after Bie et al. 2023, 'RenAIssance: A Survey into AI Text-t
                    "of Large Model', arXiv 2309.00810, Fig. 5; parameter counts as reported by each paper")
 
 
+_LABEL_OFFSETS = {  # points; the spring of 2022 is crowded
+    "Imagen": (7, 2), "CogView2": (-34, 9), "DALL-E 2": (6, -4), "Make-A-Scene": (-30, -13),
+    "GLIDE": (-36, -12), "Stable Diffusion": (-50, -13), "GigaGAN": (6, -11), "LDM (KL-8-G)": (-30, -13),
+}
+
+
 def timeline_figure(ours: tuple[str, int] | None = None, ax=None, figsize=(10, 5)):
     """Parameter count (log scale) against date for :data:`TEXT_TO_IMAGE_TIMELINE`, coloured by family.
 
@@ -443,7 +449,8 @@ def timeline_figure(ours: tuple[str, int] | None = None, ax=None, figsize=(10, 5
         ax.scatter([r[1] for r in rows], [r[2] for r in rows], s=60, color=colour, label=family, zorder=3)
         for name, date, params, _, note in rows:
             mark = "*" if "excluded" in note else ""
-            ax.annotate(f"{name}{mark}", (date, params), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(f"{name}{mark}", (date, params), textcoords="offset points",
+                        xytext=_LABEL_OFFSETS.get(name, (5, 4)), fontsize=8)
     if ours is not None:
         ax.axhline(ours[1], color="k", ls="--", lw=1)
         ax.text(2017.6, ours[1] * 1.4, f"{ours[0]}: {ours[1] / 1e6:.1f}M parameters", fontsize=8)
@@ -452,7 +459,7 @@ def timeline_figure(ours: tuple[str, int] | None = None, ax=None, figsize=(10, 5
     ax.set_xlabel("first arXiv version")
     ax.set_ylabel("parameters")
     ax.set_title("Text-to-image models: GANs, then autoregressive transformers, then diffusion")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left")
     ax.grid(alpha=0.3, which="both")
     ax.text(0.0, -0.16, "* text encoder excluded.  " + TIMELINE_SOURCE, transform=ax.transAxes, fontsize=6.5,
             va="top", wrap=True)
