@@ -28,7 +28,7 @@ def test_every_recipe_ships():
 def test_loaded_model_reproduces_its_metrics(name):
     info = MANIFEST[name]
     current = load_mnist("test", verbose=False).source
-    if info.get("data_source") and current not in info["data_source"]:
+    if "MNIST" in info.get("data_source", "") and current not in info["data_source"]:
         pytest.skip(f"{name} was evaluated on {info['data_source']}, this machine loads {current}")
     recipe = RECIPES[name]
     model = recipe.build()

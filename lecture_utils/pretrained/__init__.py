@@ -5,6 +5,9 @@ A recipe says how to ``build`` the model (its architecture never depends on the 
 weights fit every budget), how to ``train`` it at a budget's sizes, and how to ``evaluate`` it into the
 numbers recorded in the manifest.  Weights ship in float16 to keep the download small; they load into
 float32 models.
+
+The recipes live in this package's modules, one per group of notebooks (``mnist``: 01-02, ``gans``: 04-05,
+``restoration``: 06-07, ``text_to_image``: 09); importing the package registers them all.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .budget import get_budget, seed_everything
+from ..budget import get_budget, seed_everything
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def half_state(model: torch.nn.Module) -> dict:
 
 def train_and_ship(name: str, budget: str = "standard", seed: int = 0, device=None) -> dict:
     """Train recipe ``name`` at ``budget`` sizes, evaluate it as it will be loaded, ship it."""
-    from .checkpoints import ship
+    from ..checkpoints import ship
 
     recipe = RECIPES[name]
     device = torch.device(device or "cpu")
@@ -52,7 +55,7 @@ def train_and_ship(name: str, budget: str = "standard", seed: int = 0, device=No
     reloaded = recipe.build()
     reloaded.load_state_dict(state)
     metrics = recipe.evaluate(reloaded.eval())
-    from .data import sources_used
+    from ..data import sources_used
 
     return ship(name, {"model": state},
                 trained_by=f"python scripts/train_checkpoints.py {name} --budget {budget} --seed {seed}",
@@ -60,58 +63,12 @@ def train_and_ship(name: str, budget: str = "standard", seed: int = 0, device=No
                 data_source=", ".join(sources_used()))
 
 
-# --------------------------------------------------------------------------- 01 autoencoder
-def _build_autoencoder():
-    from .models.autoencoder import MLPAutoencoder
+def _register_all() -> None:
+    import importlib
+    import pkgutil
 
-    return MLPAutoencoder(code_size=2)
-
-
-def _train_autoencoder(model, sizes, device):
-    from .data import load_mnist
-    from .train import train_autoencoder
-
-    train = load_mnist("train").subset(sizes.n_train)
-    return train_autoencoder(model, train.images, sizes.epochs, sizes.batch_size, device=device)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
-def _evaluate_autoencoder(model):
-    from .data import load_mnist
-    from .metrics import reconstruction_mse
-
-    test = load_mnist("test", verbose=False)
-    return {"test_mse": round(reconstruction_mse(test.images, model.cpu().reconstruct(test.images)), 5)}
-
-
-register(Recipe("autoencoder_2d", "01_autoencoders", _build_autoencoder, _train_autoencoder,
-                _evaluate_autoencoder, tolerance={"test_mse": 1e-4}))
-
-
-# --------------------------------------------------------------------------- 02 VAE
-def _build_vae():
-    from .models.vae import MLPVAE
-
-    return MLPVAE(latent_size=20)
-
-
-def _train_vae(model, sizes, device):
-    from .data import load_mnist
-    from .train import train_vae
-
-    train = load_mnist("train").subset(sizes.n_train)
-    epochs = max(1, round(sizes.train_images / len(train)))  # training length in images seen
-    return train_vae(model, train.images, epochs, sizes.batch_size, lr=sizes.lr, device=device,
-                     shift_pixels=sizes.shift_pixels)
-
-
-def _evaluate_vae(model):
-    from .data import load_mnist
-    from .train import evaluate_vae
-
-    test = load_mnist("test", verbose=False)
-    scores = evaluate_vae(model.cpu(), test.images)
-    return {"test_negative_elbo_nats": round(scores["negative_elbo"], 3)}
-
-
-register(Recipe("vae", "02_vae_elbo", _build_vae, _train_vae, _evaluate_vae,
-                tolerance={"test_negative_elbo_nats": 0.02}))
+_register_all()

@@ -1,0 +1,59 @@
+"""Recipes of notebooks 01 (the 2-D autoencoder) and 02 (the VAE)."""
+from . import Recipe, register
+
+
+# --------------------------------------------------------------------------- 01 autoencoder
+def _build_autoencoder():
+    from ..models.autoencoder import MLPAutoencoder
+
+    return MLPAutoencoder(code_size=2)
+
+
+def _train_autoencoder(model, sizes, device):
+    from ..data import load_mnist
+    from ..train import train_autoencoder
+
+    train = load_mnist("train").subset(sizes.n_train)
+    return train_autoencoder(model, train.images, sizes.epochs, sizes.batch_size, device=device)
+
+
+def _evaluate_autoencoder(model):
+    from ..data import load_mnist
+    from ..metrics import reconstruction_mse
+
+    test = load_mnist("test", verbose=False)
+    return {"test_mse": round(reconstruction_mse(test.images, model.cpu().reconstruct(test.images)), 5)}
+
+
+register(Recipe("autoencoder_2d", "01_autoencoders", _build_autoencoder, _train_autoencoder,
+                _evaluate_autoencoder, tolerance={"test_mse": 1e-4}))
+
+
+# --------------------------------------------------------------------------- 02 VAE
+def _build_vae():
+    from ..models.vae import MLPVAE
+
+    return MLPVAE(latent_size=20)
+
+
+def _train_vae(model, sizes, device):
+    from ..data import load_mnist
+    from ..train import train_vae
+
+    train = load_mnist("train").subset(sizes.n_train)
+    epochs = max(1, round(sizes.train_images / len(train)))  # training length in images seen
+    return train_vae(model, train.images, epochs, sizes.batch_size, lr=sizes.lr, device=device,
+                     shift_pixels=sizes.shift_pixels)
+
+
+def _evaluate_vae(model):
+    from ..data import load_mnist
+    from ..train import evaluate_vae
+
+    test = load_mnist("test", verbose=False)
+    scores = evaluate_vae(model.cpu(), test.images)
+    return {"test_negative_elbo_nats": round(scores["negative_elbo"], 3)}
+
+
+register(Recipe("vae", "02_vae_elbo", _build_vae, _train_vae, _evaluate_vae,
+                tolerance={"test_negative_elbo_nats": 0.02}))
