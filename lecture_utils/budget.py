@@ -82,10 +82,11 @@ SIZES: dict[str, dict[str, tuple]] = {
     },
     "04_dcgan_patchgan": {
         "n_train": (512, 4500, 60000),               # capped by what the data source holds
-        "features": (8, 32, 64),                     # DCGAN width (ngf = ndf)
+        # (the DCGAN's width is fixed, ngf = ndf = 32, in every budget: lecture_utils.pretrained.gans)
         "batch_size": (64, 16, 64),                  # more generator updates per second of CPU (see notebook)
         "lr": (2e-4, 2e-4, 2e-4),
         "dcgan_epochs": (1, 30, 25),
+        "ema_decay": (0.999, 0.999, 0.999),          # the generator's exponential moving average (sampled from)
         "time_goal_s": (60, 300, 300),               # DCGAN training time the notebook aims for
         "min_class_share": (0.0, 0.05, 0.05),        # asserted: every digit at least this share of 1,000 samples
         "min_confidence": (0.0, 0.6, 0.85),          # asserted mean confidence (the course's goal, 0.85, is not
@@ -108,8 +109,7 @@ SIZES: dict[str, dict[str, tuple]] = {
         "n_train": (1500, 4500, 60000),       # capped by what the data source holds
         "epochs": (5, 10, 30),
         "batch_size": (32, 32, 64),
-        "latent_dim": (64, 64, 64),
-        "features": (32, 32, 64),
+        # (the generator's latent_dim 64 and width 32 are fixed in every budget: lecture_utils.pretrained.gans)
         "lr_generator": (2e-4, 2e-4, 2e-4),
         "lr_discriminator": (4e-4, 4e-4, 4e-4),   # TTUR: D learns faster than G
         "classifier_weight": (2.0, 2.0, 1.0),     # the AC-GAN term

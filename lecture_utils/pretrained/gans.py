@@ -1,0 +1,124 @@
+"""Recipes of notebooks 04 (the DCGAN on 32 x 32 digits) and 05 (the class-conditional GAN)."""
+import copy
+
+import torch
+
+from . import Recipe, register
+
+DCGAN_LATENT_DIM = 100
+DCGAN_FEATURES = 32                   # the DCGAN's width (ngf = ndf), the same in every budget
+DCGAN_EVAL_SEED = 2024                # the notebook's 1,000 evaluation codes
+CONDITIONAL_LATENT_DIM = 64
+CONDITIONAL_FEATURES = 32
+CONDITIONAL_EVAL_SEED = 2
+
+
+# --------------------------------------------------------------------------- 04 DCGAN
+def dcgan_recipe_options(sizes) -> dict:
+    """The DCGAN's training options at a budget's ``sizes`` (printed by notebook 04)."""
+    return dict(batch_size=sizes.batch_size, lr_generator=sizes.lr, lr_discriminator=sizes.lr, betas=(0.5, 0.999),
+                real_label=1.0, ema_decay=sizes.ema_decay, spectral_norm=False)
+
+
+def _build_dcgan():
+    """The raw generator and its exponential moving average (the weights notebook 04 samples from), both
+    DCGAN generators for 1 x 32 x 32 digits; the average starts as a copy of the generator."""
+    from ..models.dcgan import DCGANGenerator
+
+    generator = DCGANGenerator(latent_dim=DCGAN_LATENT_DIM, channels=1, image_size=32, features=DCGAN_FEATURES)
+    return torch.nn.ModuleDict({"generator": generator, "ema_generator": copy.deepcopy(generator)})
+
+
+def _train_dcgan(model, sizes, device):
+    """Notebook 04's DCGAN training; returns the :class:`~lecture_utils.gan_training.GANRun` (history and
+    fixed-noise snapshots) and leaves the trained generator and its EMA in ``model``."""
+    from ..data import load_mnist
+    from ..gan_training import resize_images, to_tanh_range, train_gan
+    from ..models.dcgan import DCGANDiscriminator
+
+    options = dcgan_recipe_options(sizes)
+    digits = load_mnist("train").subset(sizes.n_train)
+    images32 = to_tanh_range(resize_images(digits.images, 32))
+    discriminator = DCGANDiscriminator(channels=1, image_size=32, features=DCGAN_FEATURES,
+                                       spectral_norm=options["spectral_norm"])
+    run = train_gan(model["generator"], discriminator, images32, sizes.dcgan_epochs,
+                    batch_size=options["batch_size"], lr_generator=options["lr_generator"],
+                    lr_discriminator=options["lr_discriminator"], betas=options["betas"],
+                    real_label=options["real_label"], ema_decay=options["ema_decay"], n_snapshot=64,
+                    snapshot_every=max(1, sizes.dcgan_epochs // 8), device=device, desc="DCGAN")
+    model["ema_generator"].load_state_dict(run.sampler.state_dict())
+    return run
+
+
+def dcgan_eval_codes(n: int = 1000) -> torch.Tensor:
+    """The notebook's fixed evaluation codes, n x 100."""
+    return torch.randn(n, DCGAN_LATENT_DIM, generator=torch.Generator().manual_seed(DCGAN_EVAL_SEED))
+
+
+def _evaluate_dcgan(model):
+    from ..gan_training import generate, to_unit_range
+    from ..metrics import sample_quality
+
+    q = sample_quality(to_unit_range(generate(model["ema_generator"].cpu(), dcgan_eval_codes())))
+    return {"mean_confidence": round(q["mean_confidence"], 4), "min_class_share": round(min(q["class_shares"]), 4),
+            "classes_covered": int(q["classes_covered"]), "frechet_distance": round(q["frechet_distance"], 2)}
+
+
+register(Recipe("dcgan", "04_dcgan_patchgan", _build_dcgan, _train_dcgan, _evaluate_dcgan,
+                tolerance={"mean_confidence": 0.005, "min_class_share": 0.003, "classes_covered": 0,
+                           "frechet_distance": 1.0}))
+
+
+# --------------------------------------------------------------------------- 05 class-conditional GAN
+def _build_conditional_gan():
+    """Notebook 05's conditional generator; the shipped weights are its EMA (batch norm recalibrated)."""
+    from ..models.conditional import ConditionalGenerator
+
+    return ConditionalGenerator(latent_dim=CONDITIONAL_LATENT_DIM, features=CONDITIONAL_FEATURES)
+
+
+def build_conditional_discriminator():
+    """Notebook 05's projection discriminator with the auxiliary classifier."""
+    from ..models.conditional import ProjectionDiscriminator
+
+    return ProjectionDiscriminator(features=CONDITIONAL_FEATURES, auxiliary_classifier=True)
+
+
+def _train_conditional_gan(model, sizes, device):
+    """Notebook 05's conditional-GAN training; returns the
+    :class:`~lecture_utils.conditional_training.ConditionalRun` and leaves the generator's exponential
+    moving average (the weights the notebook samples from) in ``model``."""
+    from ..conditional_training import train_conditional_gan
+    from ..data import load_mnist
+
+    train = load_mnist("train").subset(sizes.n_train)
+    generator = copy.deepcopy(model)          # trained; ``model`` receives its average at the end
+    run = train_conditional_gan(generator, build_conditional_discriminator(), train.images, train.labels,
+                                sizes.epochs, batch_size=sizes.batch_size, lr_generator=sizes.lr_generator,
+                                lr_discriminator=sizes.lr_discriminator, classifier_weight=sizes.classifier_weight,
+                                ema_decay=sizes.ema_decay, device=device)
+    model.to(device).load_state_dict(run.sampler.state_dict())
+    return run
+
+
+def conditional_eval_labels(n: int = 1000) -> torch.Tensor:
+    """The notebook's requested labels: 0, 1, ..., 9, 0, 1, ... (n of them)."""
+    return torch.arange(n) % 10
+
+
+def _evaluate_conditional_gan(model):
+    from ..conditional_training import sample_conditional
+    from ..metrics import conditional_accuracy, sample_quality
+
+    requested = conditional_eval_labels()
+    samples = sample_conditional(model.cpu(), requested, seed=CONDITIONAL_EVAL_SEED)
+    q = sample_quality(samples)
+    return {"conditional_accuracy": round(conditional_accuracy(samples, requested), 4),
+            "mean_confidence": round(q["mean_confidence"], 4), "classes_covered": int(q["classes_covered"]),
+            "frechet_distance": round(q["frechet_distance"], 2)}
+
+
+register(Recipe("conditional_gan", "05_class_conditional", _build_conditional_gan, _train_conditional_gan,
+                _evaluate_conditional_gan,
+                tolerance={"conditional_accuracy": 0.005, "mean_confidence": 0.005, "classes_covered": 0,
+                           "frechet_distance": 1.0}))
