@@ -336,24 +336,45 @@ def _check_unit_images(images: torch.Tensor, name: str = "images") -> None:
 def train_vae(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: int = 128,
               lr: float = 1e-3, beta: float = 1.0, device: torch.device | str = "cpu", seed: int = 0,
               checkpoint: str | Path | None = None, progress: bool | None = None,
-              on_epoch_end: Callable[[int, dict], None] | None = None, shift_pixels: int = 0) -> History:
+              on_epoch_end: Callable[[int, dict], None] | None = None, shift_pixels: int = 0,
+              lr_final: float | None = None) -> History:
     """Train a VAE (``lecture_utils.models.vae``) on ``images`` (N x 1 x 28 x 28 in [0, 1]) with Adam.
 
     The images move to ``device`` once (a :class:`BatchIterator`); the loop is :func:`fit`.
     ``shift_pixels`` > 0 trains on randomly shifted copies (:func:`random_shift`), which reduces
-    overfitting on a small training set.  The history holds per-epoch means of ``loss``,
+    overfitting on a small training set.  ``lr_final`` (default: none, a constant rate) anneals the
+    learning rate from ``lr`` to ``lr_final`` along a half cosine over the epochs (set after each epoch,
+    so a resumed run continues the same schedule).  The history holds per-epoch means of ``loss``,
     ``negative_elbo``, ``reconstruction`` and ``kl`` (on the training batches as seen, shifted or not).
     """
     from .data import BatchIterator
 
     _check_unit_images(images)
+    if lr_final is not None and not 0 <= lr_final <= lr:
+        raise ValueError(f"lr_final must lie in [0, lr = {lr:g}], got {lr_final!r}")
     model.to(device)
     optimizer = adam(model.parameters(), lr=lr)
     batches = BatchIterator(images, batch_size=batch_size, seed=seed, device=device)
     shifts = torch.Generator().manual_seed(seed + 1)
+
+    def end_of_epoch(epoch: int, record: dict) -> None:
+        record["lr"] = optimizer.param_groups[0]["lr"]  # the rate this epoch ran at, kept in the history
+        if lr_final is not None:
+            rate = cosine_rate(lr, lr_final, epoch, epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
     return fit(vae_step(model, optimizer, beta=beta, device=device, shift_pixels=shift_pixels, generator=shifts),
                batches, epochs, state={"model": model, "optimizer": optimizer}, checkpoint=checkpoint,
-               progress=progress, on_epoch_end=on_epoch_end, desc=f"{type(model).__name__} beta={beta:g}")
+               progress=progress, on_epoch_end=end_of_epoch, desc=f"{type(model).__name__} beta={beta:g}")
+
+
+def cosine_rate(start: float, end: float, epoch: int, epochs: int) -> float:
+    """The learning rate after ``epoch`` of ``epochs`` epochs on a half cosine from ``start`` to ``end``."""
+    progress = min(max(epoch / max(epochs, 1), 0.0), 1.0)
+    return end + 0.5 * (start - end) * (1 + math.cos(math.pi * progress))
 
 
 @torch.no_grad()

@@ -232,6 +232,21 @@ def test_larger_beta_gives_a_smaller_kl(digits):
     assert kls[4.0] < 0.6 * kls[0.5], kls
 
 
+def test_lr_final_anneals_the_rate_along_a_half_cosine(digits):
+    from lecture_utils.train import cosine_rate
+
+    train, _ = digits
+    model = MLPVAE(latent_size=4, hidden=50)
+    history = train_vae(model, train[:200], epochs=4, batch_size=100, lr=1e-3, lr_final=1e-4, progress=False)
+    # epoch e (from 0) of 4 runs at 1e-4 + 0.5 * 9e-4 * (1 + cos(pi e / 4)), by hand
+    expected = [1e-4 + 0.45e-3 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert history["lr"] == pytest.approx(expected, rel=1e-9)
+    assert cosine_rate(1e-3, 1e-4, 4, 4) == pytest.approx(1e-4)
+    assert train_vae(MLPVAE(4, hidden=50), train[:200], epochs=2, batch_size=100, progress=False)["lr"] == [1e-3, 1e-3]
+    with pytest.raises(ValueError, match="lr_final must lie in"):
+        train_vae(model, train[:200], epochs=1, batch_size=100, lr=1e-3, lr_final=2e-3, progress=False)
+
+
 def test_vae_step_and_train_vae_check_their_input():
     model = MLPVAE(4)
     optimizer = torch.optim.Adam(model.parameters())
