@@ -126,8 +126,8 @@ SIZES: dict[str, dict[str, tuple]] = {
         "scale": (4, 4, 4),
         "n_patches": (160, 4000, 20000),
         "patch_size": (64, 96, 128),
-        "features": (16, 32, 64),
-        "n_blocks": (2, 6, 16),
+        # (the CNN's width, 32 features and 6 residual blocks, is fixed in every budget:
+        # lecture_utils.pretrained.restoration)
         "batch_size": (16, 8, 16),
         "lr": (1e-3, 1e-3, 1e-3),
         "epochs": (2, 6, 40),
@@ -137,10 +137,11 @@ SIZES: dict[str, dict[str, tuple]] = {
         "patch_size_x2": (32, 64, 128),
         "epochs_x2": (2, 6, 30),
         # PSNR gains of the CNN over bicubic that the notebook asserts (dB): a few seconds of training must
-        # not hurt much; the standard budget's minutes gain a decibel at x2 and most of one at x4 (measured
-        # +0.7 to +0.8 dB on chelsea and flower; training longer on the five training photos does not help
-        # chelsea's fur, a domain gap).
-        "min_gain_db": (-0.5, 0.6, 1.5),
+        # not hurt much; the standard budget's minutes gain a decibel at x2 and at x4 (the issue's goal): the
+        # shipped x4 CNN gains +1.02 dB on chelsea and flower (+0.79 dB without the random turns and mirrors
+        # of the training patches; other augmentation seeds +1.02 and +1.06), asserted with a margin for
+        # the float rounding of other thread counts.
+        "min_gain_db": (-0.5, 0.9, 1.5),
         "min_gain_db_x2": (-0.5, 1.0, 2.0),
         # how much more fine detail (relative to the original's) the PatchGAN must add over the L1 CNN;
         # a single smoke epoch of adversarial training shows none yet
@@ -148,15 +149,16 @@ SIZES: dict[str, dict[str, tuple]] = {
     },
     "07_image_editing": {
         "n_patches": (64, 1200, 12000),
-        "n_test": (16, 64, 256),
         "patch_size": (32, 64, 128),
         "photo_scale": (0.5, 0.5, 1.0),    # shrink the photos first: a patch holds more of the scene
-        "depth": (3, 3, 4),
-        "base_channels": (8, 16, 32),
-        "d_features": (8, 32, 64),
-        "d_layers": (1, 2, 3),            # PatchGAN receptive field 16, 34, 70 pixels
+        # held-out patches: the same in smoke and standard (the shipped models' test set, presenter mode)
+        "n_test": (64, 64, 256),
+        "test_patch_size": (64, 64, 128),
+        # (the U-Net, depth 3 and 16 base channels, and the PatchGAN, 32 features and 2 layers: a 34 x 34
+        # receptive field, are fixed in every budget: lecture_utils.pretrained.restoration)
         "batch_size": (16, 16, 16),
         "lr": (1e-3, 1e-3, 2e-4),
+        "gan_lr": (2e-4, 2e-4, 2e-4),     # once the PatchGAN joins (pix2pix's); 1e-3 paints blotches when uncropping
         "epochs": (2, 5, 30),
         "warmup_epochs": (1, 3, 10),      # of the epochs, L1 alone before the PatchGAN joins
         # in PSNR on the missing region; uncropping's invented content loses to edge replication in PSNR,

@@ -38,6 +38,26 @@ def super_resolution_pairs(patches: torch.Tensor, scale: int) -> tuple[torch.Ten
     return low_resolution(patches, scale), patches.float()
 
 
+def dihedral_augment(patches: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Each patch (N x C x H x W, H = W) turned by a random multiple of 90 degrees and mirrored with probability
+    1/2: one of the 8 symmetries of a square, drawn per patch from a generator seeded with ``seed``.
+
+    Photos are as plausible turned or mirrored, so a handful of photos yields views in every orientation: edges
+    and textures the network meets at test time in a direction the training photos lack.  Returns a new tensor.
+    """
+    if not torch.is_tensor(patches) or patches.ndim != 4 or patches.shape[2] != patches.shape[3]:
+        shape = tuple(patches.shape) if torch.is_tensor(patches) else type(patches).__name__
+        raise ValueError(f"patches must be square, N x C x H x H, got shape {shape}")
+    g = torch.Generator().manual_seed(seed)
+    turns = torch.randint(0, 4, (patches.shape[0],), generator=g)
+    mirror = torch.randint(0, 2, (patches.shape[0],), generator=g)
+    out = torch.empty_like(patches)
+    for k in range(patches.shape[0]):
+        turned = torch.rot90(patches[k], int(turns[k]), (1, 2))
+        out[k] = turned.flip(2) if mirror[k] else turned
+    return out
+
+
 def super_resolution_step(model: nn.Module, opt_g: torch.optim.Optimizer, *, discriminator: nn.Module | None = None,
                           opt_d: torch.optim.Optimizer | None = None, l1_weight: float = 100.0,
                           device: torch.device | str = "cpu") -> Callable:
@@ -241,7 +261,7 @@ def editing_pairs(patches: torch.Tensor, task: str, seed: int = 0, **options) ->
 
 def train_editing(model: nn.Module, patches: torch.Tensor, task: str, epochs: int, *,
                   discriminator: nn.Module | None = None, warmup_epochs: int = 0, masks_per_patch: int = 1,
-                  seed: int = 0, **options) -> History:
+                  seed: int = 0, gan_lr: float | None = None, **options) -> History:
     """The pix2pix recipe for one editing task: corrupt ``patches`` with ``task`` and train ``model``
     (an :class:`~lecture_utils.models.editing.EditingUNet`) to restore them with L1 (weight 100) plus, with
     a ``discriminator`` (``PatchDiscriminator(in_channels=7)``: it sees the 4-channel input and the 3-channel
@@ -249,6 +269,7 @@ def train_editing(model: nn.Module, patches: torch.Tensor, task: str, epochs: in
 
     ``warmup_epochs`` of the ``epochs`` train with L1 alone before the discriminator joins (as SRGAN starts
     from its L1 network): a GAN that starts against an untrained generator pulls it away from the data.
+    ``gan_lr`` (default: the ``lr`` option) is the learning rate of both networks once the discriminator joins.
     ``masks_per_patch`` > 1 repeats each patch with fresh masks.  ``options`` go to
     :func:`~lecture_utils.gan_training.train_image_to_image` (batch_size, lr, device, ...).  The history
     concatenates both phases.
@@ -268,9 +289,10 @@ def train_editing(model: nn.Module, patches: torch.Tensor, task: str, epochs: in
     for phase, (n, d) in enumerate(phases):
         if n == 0:
             continue
+        phase_options = dict(options, lr=gan_lr) if d is not None and gan_lr is not None else options
         part = train_image_to_image(model, inputs, targets, n, discriminator=d, l1_weight=l1_weight,
                                     seed=seed + phase, desc=f"{task} ({'L1 + PatchGAN' if d is not None else 'L1'})",
-                                    **options)
+                                    **phase_options)
         for record in part.records:
             history.records.append({**record, "epoch": len(history.records) + 1})
     return history

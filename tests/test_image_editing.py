@@ -247,6 +247,26 @@ def test_warmup_trains_with_l1_before_the_discriminator_joins(images):
         train_editing(model, images, "uncropping", 1, discriminator=discriminator, warmup_epochs=2, progress=False)
 
 
+def test_gan_lr_sets_the_learning_rate_of_the_adversarial_phase_only(images):
+    """With gan_lr = 0 the adversarial epoch leaves every weight as the L1 warm-up left it; with gan_lr > 0 it moves them."""
+    def train(epochs, gan_lr):
+        torch.manual_seed(0)
+        model = EditingUNet(depth=2, base_channels=4)
+        discriminator = PatchDiscriminator(in_channels=7, features=4, n_layers=1)
+        d_start = [p.clone() for p in discriminator.parameters()]
+        train_editing(model, images, "inpainting", epochs, discriminator=discriminator, warmup_epochs=1,
+                      batch_size=6, lr=1e-2, gan_lr=gan_lr, progress=False)
+        return model, d_start, discriminator
+
+    warmed, _, _ = train(1, None)
+    frozen, d_start, discriminator = train(2, 0.0)
+    moving, _, _ = train(2, 1e-2)
+    for a, b in zip(warmed.parameters(), frozen.parameters()):
+        assert torch.equal(a, b)
+    assert all(torch.equal(a, b) for a, b in zip(d_start, discriminator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(warmed.parameters(), moving.parameters()))
+
+
 # --------------------------------------------------------------------------- widget
 def test_editing_explorer_follows_its_controls(images):
     torch.manual_seed(0)

@@ -83,3 +83,46 @@ def test_evaluation_scores_each_method_with_the_shaved_border():
     expected = metrics.psnr(out[..., 4:-4, 4:-4], high[..., 4:-4, 4:-4])
     assert results["bicubic"]["per_photo"]["b"][0] == pytest.approx(expected)
     assert 0 < results["bicubic"]["ssim"] < 1
+
+
+def test_restoration_recipes_build_fixed_weights_without_touching_the_random_state():
+    from lecture_utils.pretrained.restoration import build_editing, build_super_resolution
+
+    for build in (build_super_resolution, build_editing):
+        before = torch.random.get_rng_state()
+        first, second = build(), build()
+        assert torch.equal(before, torch.random.get_rng_state()), build.__name__
+        for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+            assert torch.equal(a, b), build.__name__
+    other = SuperResolutionNet(4, features=32, n_blocks=6)      # the same architecture, fresh random weights
+    assert not torch.equal(other.head.weight, build_super_resolution().head.weight)
+
+
+def test_shipped_models_are_held_to_the_goals_of_the_budget_they_were_trained_at():
+    from lecture_utils.budget import get_budget
+    from lecture_utils.checkpoints import read_manifest
+    from lecture_utils.pretrained.restoration import trained_goals
+
+    smoke = get_budget("smoke").sizes("06_super_resolution")
+    assert trained_goals("super_resolution_x4", smoke, trained_here=True) is smoke
+    if "super_resolution_x4" not in read_manifest():
+        pytest.skip("super_resolution_x4 is not shipped")
+    shipped = trained_goals("super_resolution_x4", smoke, trained_here=False)
+    assert shipped.min_gain_db > smoke.min_gain_db and shipped.min_detail_gain_gan > smoke.min_detail_gain_gan
+
+
+def test_dihedral_augment_draws_each_of_the_eight_symmetries():
+    from lecture_utils.restoration import dihedral_augment
+
+    patches = torch.rand(200, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    out = dihedral_augment(patches, seed=3)
+    assert torch.equal(out, dihedral_augment(patches, seed=3)) and not torch.equal(out, dihedral_augment(patches, seed=4))
+    seen = set()
+    for p, q in zip(patches, out):
+        views = [torch.rot90(p, k, (1, 2)).flip(2) if m else torch.rot90(p, k, (1, 2)) for k in range(4) for m in (0, 1)]
+        matches = [i for i, v in enumerate(views) if torch.equal(v, q)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == set(range(8))
+    with pytest.raises(ValueError, match="square"):
+        dihedral_augment(torch.rand(2, 3, 4, 6))
