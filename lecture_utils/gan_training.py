@@ -24,8 +24,9 @@ What makes the loop fast (the course's showcase; :mod:`benchmarks.bench_dcgan_lo
 
 Tricks the field learned, each an argument here and each explained in notebook 04: two time-scale
 learning rates (TTUR, Heusel et al. 2017: ``lr_discriminator`` != ``lr_generator``), one-sided label
-smoothing (``real_label=0.9``), an exponential moving average of G's weights (``ema_decay``) and
-spectral normalisation (a model option, :class:`~lecture_utils.models.dcgan.DCGANDiscriminator`).
+smoothing (``real_label=0.9``), an exponential moving average of G's weights (``ema_decay``), the R1
+penalty on D's gradient at real data (``r1_gamma``, Mescheder et al. 2018) and spectral normalisation (a
+model option, :class:`~lecture_utils.models.dcgan.DCGANDiscriminator`).
 """
 from __future__ import annotations
 
@@ -195,13 +196,30 @@ def random_translation(images: torch.Tensor, max_shift: int = 2, background: flo
     return padded.gather(3, cols.expand(n, padded.shape[1], h, w))                              # n x c x h x w
 
 
+def r1_penalty(real_scores: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder, Geiger & Nowozin 2018): mean over the batch of ``|grad_x D(x)|^2`` on real images.
+
+    ``real_images`` (N x ...) must require grad and ``real_scores`` (N logits) must come from them; the
+    result keeps its graph (``create_graph``), so adding ``gamma / 2 * r1_penalty`` to D's loss penalises
+    D's slope on the data: D cannot carve a cliff around the training images, and its gradients stay
+    useful to G.  For a linear D(x) = w . x + b it is ``|w|^2``.
+    """
+    if not real_images.requires_grad:
+        raise ValueError("real_images must require grad (call .requires_grad_() before D's forward pass)")
+    if real_scores.ndim != 1 or real_scores.shape[0] != real_images.shape[0]:
+        raise ValueError(f"real_scores must be N = {real_images.shape[0]} logits, got shape {tuple(real_scores.shape)}")
+    grad, = torch.autograd.grad(real_scores.float().sum(), real_images, create_graph=True)
+    return grad.float().pow(2).flatten(1).sum(1).mean()
+
+
 # --------------------------------------------------------------------------- Algorithm 1
 def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.Optimizer,
              opt_d: torch.optim.Optimizer, *, k: int = 1, loss: str = "non_saturating", real_label: float = 1.0,
              noise: Callable[[int], torch.Tensor] | None = None, ema: EMA | None = None,
              device: torch.device | str = "cpu", channels_last: bool = False, track_grad_norms: bool = True,
              forward_generator: Callable | None = None, forward_discriminator: Callable | None = None,
-             augment: Callable[[torch.Tensor], torch.Tensor] | None = None, reuse_fakes: bool = False) -> Callable:
+             augment: Callable[[torch.Tensor], torch.Tensor] | None = None, reuse_fakes: bool = False,
+             r1_gamma: float = 0.0, r1_every: int = 1) -> Callable:
     """One iteration of Algorithm 1 per batch: ``k`` discriminator updates, then one generator update.
 
     The batch (a tensor, or a tuple whose first entry is the data) holds ``k * m`` examples in G's
@@ -219,6 +237,10 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
     ``reuse_fakes=True``: the generator update reuses the fakes of the last discriminator update (made
     with a graph through G) instead of drawing fresh noise -- what DCGAN's and pytorch/examples' loops do.
     It saves one generator forward per iteration; Algorithm 1 (the default, False) draws fresh noise.
+    ``r1_gamma`` > 0 adds the R1 penalty ``r1_gamma / 2 * |grad_x D(x)|^2`` on real images to D's loss
+    (:func:`r1_penalty`); ``r1_every`` = n computes it on every n-th discriminator update only, scaled by n
+    ("lazy regularisation", StyleGAN2), which saves most of its cost (a second backward pass).  The penalised
+    forward pass uses the plain discriminator (a double backward through ``torch.compile`` is not supported).
 
     Returns (all detached scalar tensors, averaged per epoch by ``fit``):
     ``loss_d``, ``loss_g``; ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)) in the last
@@ -229,6 +251,10 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
         raise ValueError(f"k (discriminator updates per generator update) must be a positive int, got {k!r}")
     if loss not in GENERATOR_LOSSES:
         raise ValueError(f"loss must be one of {sorted(GENERATOR_LOSSES)}, got {loss!r}")
+    if not r1_gamma >= 0:
+        raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma!r}")
+    if not isinstance(r1_every, int) or r1_every < 1:
+        raise ValueError(f"r1_every must be a positive int, got {r1_every!r}")
     if noise is None:
         latent_dim = generator.latent_dim
 
@@ -244,6 +270,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
     g_loss_fn = GENERATOR_LOSSES[loss]
     probability = (lambda s: s.float()) if least_squares else (lambda s: torch.sigmoid(s.float()))
     d_params, g_params = list(discriminator.parameters()), list(generator.parameters())
+    d_updates = [0]                                     # discriminator updates so far (for lazy R1)
+    plain_forward_d = discriminator if augment is None else (lambda images: discriminator(augment(images)))
 
     def step(batch):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -262,12 +290,17 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
             else:
                 with torch.no_grad(), autocast(device):
                     fake = forward_g(noise(m))              # no graph through G: D's update does not need it
+            d_updates[0] += 1
+            regularise = r1_gamma > 0 and d_updates[0] % r1_every == 0
+            if regularise:
+                real = real.detach().requires_grad_(True)
             with autocast(device):
-                real_scores = forward_d(real)
+                real_scores = (plain_forward_d if regularise else forward_d)(real)
                 fake_scores = forward_d(fake)
             loss_d = d_loss_fn(real_scores, fake_scores, real_label)
+            total_d = loss_d + (r1_gamma / 2 * r1_every) * r1_penalty(real_scores, real) if regularise else loss_d
             opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
+            total_d.backward()
             grad_norm_d = gradient_norm(d_params) if track_grad_norms else None
             opt_d.step()
         # -- one generator update against the fixed discriminator
@@ -332,6 +365,7 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
               fixed_noise: torch.Tensor | None = None, n_snapshot: int = 64, snapshot_every: int = 1,
               device: torch.device | str = "cpu", channels_last: bool | None = None, compile: bool = False,
               track_grad_norms: bool = True, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+              r1_gamma: float = 0.0, r1_every: int = 1,
               seed: int = 0, checkpoint: str | Path | None = None,
               resume: bool = False, progress: bool | None = None,
               on_epoch_end: Callable[[int, dict], None] | None = None, desc: str = "GAN") -> GANRun:
@@ -341,8 +375,8 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
     an epoch is one pass over ``data``, which moves to ``device`` once.  ``optimizer``, the learning
     rates, ``loss``, ``real_label`` and ``ema_decay`` are described in :func:`make_optimizers`,
     :func:`gan_step` and :func:`ema_generator`.  ``channels_last`` defaults to True on CUDA and CPU;
-    ``compile=True`` runs the forward passes through ``torch.compile``; ``augment`` is DiffAugment (see
-    :func:`gan_step`).  The fixed noise (default
+    ``compile=True`` runs the forward passes through ``torch.compile``; ``augment`` is DiffAugment and
+    ``r1_gamma``, ``r1_every`` the R1 penalty on D (see :func:`gan_step`).  The fixed noise (default
     ``n_snapshot`` seeded normal vectors) is decoded every ``snapshot_every`` epochs: a sample grid
     over training.
     """
@@ -370,7 +404,8 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
     forward_d = torch.compile(discriminator) if compile else None
     step = gan_step(generator, discriminator, opt_g, opt_d, k=k, loss=loss, real_label=real_label, noise=noise,
                     ema=ema, device=device, channels_last=channels_last, track_grad_norms=track_grad_norms,
-                    forward_generator=forward_g, forward_discriminator=forward_d, augment=augment)
+                    forward_generator=forward_g, forward_discriminator=forward_d, augment=augment,
+                    r1_gamma=r1_gamma, r1_every=r1_every)
     run = GANRun(generator, discriminator, History(), fixed_noise, ema=ema, optimizers=(opt_g, opt_d))
     run.snapshots.append((0, generate(run.sampler, fixed_noise)))
 

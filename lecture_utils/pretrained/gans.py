@@ -17,7 +17,8 @@ CONDITIONAL_EVAL_SEED = 2
 def dcgan_recipe_options(sizes) -> dict:
     """The DCGAN's training options at a budget's ``sizes`` (printed by notebook 04)."""
     return dict(batch_size=sizes.batch_size, lr_generator=sizes.lr, lr_discriminator=sizes.lr, betas=(0.5, 0.999),
-                real_label=1.0, ema_decay=sizes.ema_decay, spectral_norm=False)
+                real_label=1.0, ema_decay=sizes.ema_decay, spectral_norm=False, r1_gamma=sizes.r1_gamma,
+                r1_every=sizes.r1_every)
 
 
 def _build_dcgan():
@@ -44,7 +45,8 @@ def _train_dcgan(model, sizes, device):
     run = train_gan(model["generator"], discriminator, images32, sizes.dcgan_epochs,
                     batch_size=options["batch_size"], lr_generator=options["lr_generator"],
                     lr_discriminator=options["lr_discriminator"], betas=options["betas"],
-                    real_label=options["real_label"], ema_decay=options["ema_decay"], n_snapshot=64,
+                    real_label=options["real_label"], ema_decay=options["ema_decay"],
+                    r1_gamma=options["r1_gamma"], r1_every=options["r1_every"], n_snapshot=64,
                     snapshot_every=max(1, sizes.dcgan_epochs // 8), device=device, desc="DCGAN")
     model["ema_generator"].load_state_dict(run.sampler.state_dict())
     return run
