@@ -43,14 +43,16 @@ SIZES: dict[str, dict[str, tuple]] = {
         "n_test": (200, 10000, 10000),
         "latent_size": (20, 20, 20),
         # Training length in images seen, so that the time does not depend on the data source:
-        # standard is 150 epochs over the 4,500 offline digits, or 11 over the 60,000 of MNIST.
-        "train_images": (4000, 675000, 3000000),
+        # standard is 200 epochs over the 4,500 offline digits, or 15 over the 60,000 of MNIST.
+        "train_images": (4000, 900000, 3000000),
         "shift_pixels": (0, 1, 1),            # random 1-pixel shifts: less overfitting on small sets
         "lr": (1e-3, 1e-3, 1e-3),
+        "lr_final": (1e-4, 1e-4, 1e-4),       # the learning rate falls along a half cosine to this
         "batch_size": (100, 128, 128),
-        # The test negative ELBO the notebook asserts (nats).  The goal is 100 on MNIST; the
-        # 4,500 offline digits reach about 107 (see the notebook's results), hence the margins.
-        "max_test_negative_elbo": (250.0, 112.0, 102.0),
+        # The test negative ELBO the notebook asserts (nats).  The course's goal is 100; the convolutional
+        # VAE reaches about 99.5 on the 4,500 offline digits in standard (one nat of margin for run-to-run
+        # differences between machines).
+        "max_test_negative_elbo": (250.0, 101.0, 100.0),
         "n_kl_check": (100, 500, 1000),
         "iw_ks": ((1, 10, 50), (1, 10, 100, 1000), (1, 10, 100, 1000, 5000)),
         "n_samples": (1000, 1000, 1000),

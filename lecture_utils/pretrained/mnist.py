@@ -31,9 +31,9 @@ register(Recipe("autoencoder_2d", "01_autoencoders", _build_autoencoder, _train_
 
 # --------------------------------------------------------------------------- 02 VAE
 def _build_vae():
-    from ..models.vae import MLPVAE
+    from ..models.vae import ConvVAE
 
-    return MLPVAE(latent_size=20)
+    return ConvVAE(latent_size=20)
 
 
 def _train_vae(model, sizes, device):
@@ -43,7 +43,7 @@ def _train_vae(model, sizes, device):
     train = load_mnist("train").subset(sizes.n_train)
     epochs = max(1, round(sizes.train_images / len(train)))  # training length in images seen
     return train_vae(model, train.images, epochs, sizes.batch_size, lr=sizes.lr, device=device,
-                     shift_pixels=sizes.shift_pixels)
+                     shift_pixels=sizes.shift_pixels, lr_final=sizes.lr_final)
 
 
 def _evaluate_vae(model):
