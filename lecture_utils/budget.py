@@ -80,6 +80,8 @@ SIZES: dict[str, dict[str, tuple]] = {
         "ring_min_gain": (0.0, 3.0, 3.0),            # PacGAN's mean coverage above vanilla's
         "n_mnist": (1000, 4500, 60000),
         "mnist_epochs": (2, 40, 60),
+        "mnist_batch_size": (32, 32, 64),
+        "mnist_ema_decay": (0.99, 0.999, 0.999),     # EMA of G's weights (half-life ~ 1 / (1 - decay) steps)
         "mnist_min_classes": (0, 8, 9),              # digit classes with >= 5% of the MLP GAN's samples
     },
     "04_dcgan_patchgan": {
