@@ -426,15 +426,18 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
 # --------------------------------------------------------------------------- image-to-image (pix2pix)
 def image_to_image_step(generator: nn.Module, opt_g: torch.optim.Optimizer, *, discriminator: nn.Module | None = None,
                         opt_d: torch.optim.Optimizer | None = None, l1_weight: float = 100.0,
-                        device: torch.device | str = "cpu", channels_last: bool = False) -> Callable:
+                        device: torch.device | str = "cpu", channels_last: bool = False,
+                        conditional: bool = True) -> Callable:
     """One pix2pix update (Isola et al. 2017) on a batch ``(inputs, targets)``.
 
-    Without a discriminator: plain L1 regression, ``loss_g = l1``.  With a conditional (Patch)
-    discriminator, which sees ``cat(input, output)`` along channels:
+    Without a discriminator: plain L1 regression, ``loss_g = l1_weight * l1``.  With a conditional
+    (Patch) discriminator, which sees ``cat(input, output)`` along channels:
 
         loss_D = BCE(D(x, y), 1) + BCE(D(x, G(x)), 0)          (averaged over the patch map)
         loss_G = -log D(x, G(x)) + l1_weight * |G(x) - y|_1
 
+    ``conditional=False`` lets D judge the output alone, D(y) and D(G(x)): for tasks whose input has
+    another size than the output (super-resolution), where the two cannot be stacked.
     Returns detached scalars: ``l1`` (mean absolute error), ``loss_g``, and with a discriminator
     ``loss_d``, ``adv_g`` (the generator's adversarial term), ``d_real``, ``d_fake``.
     """
@@ -451,9 +454,10 @@ def image_to_image_step(generator: nn.Module, opt_g: torch.optim.Optimizer, *, d
             outputs = generator(inputs)
         out = {}
         if discriminator is not None:
+            judged = (lambda images: torch.cat([inputs, images], 1)) if conditional else (lambda images: images)
             with autocast(device):
-                real_scores = discriminator(torch.cat([inputs, targets], 1))
-                fake_scores = discriminator(torch.cat([inputs, outputs.detach()], 1))
+                real_scores = discriminator(judged(targets))
+                fake_scores = discriminator(judged(outputs.detach()))
             loss_d = discriminator_loss(real_scores, fake_scores)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
@@ -462,7 +466,7 @@ def image_to_image_step(generator: nn.Module, opt_g: torch.optim.Optimizer, *, d
                 p.requires_grad_(False)
             try:
                 with autocast(device):
-                    fake_scores_g = discriminator(torch.cat([inputs, outputs], 1))
+                    fake_scores_g = discriminator(judged(outputs))
                 adv = generator_loss_non_saturating(fake_scores_g)
             finally:
                 for p in d_params:

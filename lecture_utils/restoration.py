@@ -23,13 +23,12 @@ import torch
 from torch import nn
 
 from .data import EDITING_TASKS, BatchIterator, check_mask, degrade, low_resolution
-from .gan_training import train_image_to_image
-from .losses import discriminator_loss, generator_loss_non_saturating
+from .gan_training import image_to_image_step, train_image_to_image
 from .metrics import psnr, ssim
 from .models.editing import editing_input
 from .models.patchgan import PatchDiscriminator
 from .models.super_resolution import bicubic_upscale, upscale
-from .train import History, autocast, fit
+from .train import History, fit
 
 
 # --------------------------------------------------------------------------- super-resolution (notebook 06)
@@ -69,42 +68,12 @@ def super_resolution_step(model: nn.Module, opt_g: torch.optim.Optimizer, *, dis
         loss_G = -log D(G(x)) + l1_weight * |G(x) - y|_1            (pix2pix's weighting, L1 weight 100)
 
     Without one, ``loss_g = l1_weight * l1``.  Returns detached scalars ``l1``, ``loss_g`` and, with D,
-    ``loss_d``, ``adv_g``, ``d_real``, ``d_fake``.
+    ``loss_d``, ``adv_g``, ``d_real``, ``d_fake``.  This is pix2pix's update
+    (:func:`lecture_utils.gan_training.image_to_image_step`) with an unconditional D: the low-resolution
+    input has another size than the output, so D judges high-resolution images alone.
     """
-    if (discriminator is None) != (opt_d is None):
-        raise ValueError("pass both discriminator and opt_d, or neither")
-
-    def step(batch):
-        low, high = batch
-        with autocast(device):
-            out = model(low)
-        stats = {}
-        adv = 0.0
-        if discriminator is not None:
-            with autocast(device):
-                real_scores, fake_scores = discriminator(high), discriminator(out.detach())
-            loss_d = discriminator_loss(real_scores, fake_scores)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            discriminator.requires_grad_(False)
-            try:
-                with autocast(device):
-                    adv = generator_loss_non_saturating(discriminator(out))
-            finally:
-                discriminator.requires_grad_(True)
-            stats.update(loss_d=loss_d.detach(), adv_g=adv.detach(),
-                         d_real=torch.sigmoid(real_scores.detach().float()).mean(),
-                         d_fake=torch.sigmoid(fake_scores.detach().float()).mean())
-        l1 = (out.float() - high.float()).abs().mean()
-        loss_g = l1_weight * l1 + adv
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        stats.update(l1=l1.detach(), loss_g=loss_g.detach())
-        return stats
-
-    return step
+    return image_to_image_step(model, opt_g, discriminator=discriminator, opt_d=opt_d, l1_weight=l1_weight,
+                               device=device, conditional=False)
 
 
 def train_super_resolution(model: nn.Module, patches: torch.Tensor, epochs: int, *,
