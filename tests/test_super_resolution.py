@@ -101,7 +101,7 @@ def test_restoration_recipes_build_fixed_weights_without_touching_the_random_sta
 def test_shipped_models_are_held_to_the_goals_of_the_budget_they_were_trained_at():
     from lecture_utils.budget import get_budget
     from lecture_utils.checkpoints import read_manifest
-    from lecture_utils.pretrained.restoration import trained_goals
+    from lecture_utils.pretrained import trained_goals
 
     smoke = get_budget("smoke").sizes("06_super_resolution")
     assert trained_goals("super_resolution_x4", smoke, trained_here=True) is smoke

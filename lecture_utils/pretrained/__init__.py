@@ -12,6 +12,7 @@ The recipes live in this package's modules, one per group of notebooks (``mnist`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable
 
 import torch
@@ -35,6 +36,16 @@ RECIPES: dict[str, Recipe] = {}
 def register(recipe: Recipe) -> Recipe:
     RECIPES[recipe.name] = recipe
     return recipe
+
+
+def trained_goals(name: str, sizes: SimpleNamespace, trained_here: bool) -> SimpleNamespace:
+    """The sizes whose thresholds a notebook's main model must meet: this budget's ``sizes`` when the notebook
+    trained it, else those of the budget the shipped checkpoint ``name`` was trained at (its manifest entry)."""
+    from ..checkpoints import entry
+
+    if trained_here:
+        return sizes
+    return get_budget(entry(name)["budget"]).sizes(RECIPES[name].notebook)
 
 
 def half_state(model: torch.nn.Module) -> dict:

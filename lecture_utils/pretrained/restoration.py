@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import torch
 
-from . import RECIPES, Recipe, register
+from . import Recipe, register
 
 # --------------------------------------------------------------------------- architectures (every budget)
 SR_SCALE = 4
@@ -37,17 +37,6 @@ def _seeded(make, seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return make()
-
-
-def trained_goals(name: str, sizes: SimpleNamespace, trained_here: bool) -> SimpleNamespace:
-    """The sizes whose thresholds a notebook's main model must meet: this budget's ``sizes`` when the notebook
-    trained it, else those of the budget the shipped checkpoint ``name`` was trained at (its manifest entry)."""
-    from ..budget import get_budget
-    from ..checkpoints import entry
-
-    if trained_here:
-        return sizes
-    return get_budget(entry(name)["budget"]).sizes(RECIPES[name].notebook)
 
 
 # --------------------------------------------------------------------------- 06 super-resolution
