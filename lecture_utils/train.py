@@ -333,9 +333,23 @@ def _check_unit_images(images: torch.Tensor, name: str = "images") -> None:
         raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
 
 
+class GeneratorState:
+    """A ``torch.Generator`` seen through ``state_dict`` / ``load_state_dict``, so that :func:`fit`'s checkpoints
+    hold its state and a resumed run draws the same random numbers as an uninterrupted one."""
+
+    def __init__(self, generator: torch.Generator):
+        self.generator = generator
+
+    def state_dict(self) -> dict:
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["state"])
+
+
 def train_vae(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: int = 128,
               lr: float = 1e-3, beta: float = 1.0, device: torch.device | str = "cpu", seed: int = 0,
-              checkpoint: str | Path | None = None, progress: bool | None = None,
+              checkpoint: str | Path | None = None, resume: bool = False, progress: bool | None = None,
               on_epoch_end: Callable[[int, dict], None] | None = None, shift_pixels: int = 0,
               lr_final: float | None = None) -> History:
     """Train a VAE (``lecture_utils.models.vae``) on ``images`` (N x 1 x 28 x 28 in [0, 1]) with Adam.
@@ -343,9 +357,11 @@ def train_vae(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: i
     The images move to ``device`` once (a :class:`BatchIterator`); the loop is :func:`fit`.
     ``shift_pixels`` > 0 trains on randomly shifted copies (:func:`random_shift`), which reduces
     overfitting on a small training set.  ``lr_final`` (default: none, a constant rate) anneals the
-    learning rate from ``lr`` to ``lr_final`` along a half cosine over the epochs (set after each epoch,
-    so a resumed run continues the same schedule).  The history holds per-epoch means of ``loss``,
+    learning rate from ``lr`` to ``lr_final`` along a half cosine over the epochs (``CosineAnnealingLR``,
+    stepped after each epoch and saved in checkpoints, so a resumed run continues the same schedule; the
+    super-resolution loop of notebook 06 uses the same scheduler).  The history holds per-epoch means of ``loss``,
     ``negative_elbo``, ``reconstruction`` and ``kl`` (on the training batches as seen, shifted or not).
+    ``checkpoint`` is written after every epoch; ``resume=True`` continues from it (see :func:`fit`).
     """
     from .data import BatchIterator
 
@@ -356,25 +372,21 @@ def train_vae(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: i
     optimizer = adam(model.parameters(), lr=lr)
     batches = BatchIterator(images, batch_size=batch_size, seed=seed, device=device)
     shifts = torch.Generator().manual_seed(seed + 1)
+    state = {"model": model, "optimizer": optimizer, "shifts": GeneratorState(shifts)}
+    if lr_final is not None:
+        state["scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
+                                                                        eta_min=lr_final)
 
     def end_of_epoch(epoch: int, record: dict) -> None:
         record["lr"] = optimizer.param_groups[0]["lr"]  # the rate this epoch ran at, kept in the history
-        if lr_final is not None:
-            rate = cosine_rate(lr, lr_final, epoch, epochs)
-            for group in optimizer.param_groups:
-                group["lr"] = rate
+        if "scheduler" in state:
+            state["scheduler"].step()
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
     return fit(vae_step(model, optimizer, beta=beta, device=device, shift_pixels=shift_pixels, generator=shifts),
-               batches, epochs, state={"model": model, "optimizer": optimizer}, checkpoint=checkpoint,
+               batches, epochs, state=state, checkpoint=checkpoint, resume=resume,
                progress=progress, on_epoch_end=end_of_epoch, desc=f"{type(model).__name__} beta={beta:g}")
-
-
-def cosine_rate(start: float, end: float, epoch: int, epochs: int) -> float:
-    """The learning rate after ``epoch`` of ``epochs`` epochs on a half cosine from ``start`` to ``end``."""
-    progress = min(max(epoch / max(epochs, 1), 0.0), 1.0)
-    return end + 0.5 * (start - end) * (1 + math.cos(math.pi * progress))
 
 
 @torch.no_grad()

@@ -233,18 +233,41 @@ def test_larger_beta_gives_a_smaller_kl(digits):
 
 
 def test_lr_final_anneals_the_rate_along_a_half_cosine(digits):
-    from lecture_utils.train import cosine_rate
-
     train, _ = digits
     model = MLPVAE(latent_size=4, hidden=50)
     history = train_vae(model, train[:200], epochs=4, batch_size=100, lr=1e-3, lr_final=1e-4, progress=False)
     # epoch e (from 0) of 4 runs at 1e-4 + 0.5 * 9e-4 * (1 + cos(pi e / 4)), by hand
     expected = [1e-4 + 0.45e-3 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
     assert history["lr"] == pytest.approx(expected, rel=1e-9)
-    assert cosine_rate(1e-3, 1e-4, 4, 4) == pytest.approx(1e-4)
     assert train_vae(MLPVAE(4, hidden=50), train[:200], epochs=2, batch_size=100, progress=False)["lr"] == [1e-3, 1e-3]
     with pytest.raises(ValueError, match="lr_final must lie in"):
         train_vae(model, train[:200], epochs=1, batch_size=100, lr=1e-3, lr_final=2e-3, progress=False)
+
+
+def test_a_resumed_vae_run_repeats_an_uninterrupted_one(digits, tmp_path):
+    """Interrupted after 2 of 4 epochs and resumed: the cosine schedule, the random shifts and the
+    weights match one uninterrupted run."""
+    train, _ = digits
+    options = dict(epochs=4, batch_size=100, lr=1e-3, lr_final=1e-4, shift_pixels=1, progress=False)
+    torch.manual_seed(0)
+    whole = MLPVAE(latent_size=4, hidden=50)
+    expected = train_vae(whole, train[:200], **options)
+
+    def interrupt(epoch, record):
+        if epoch == 3:
+            raise KeyboardInterrupt  # after epoch 3's work, before its checkpoint: epoch 2 is saved
+
+    torch.manual_seed(0)
+    resumed = MLPVAE(latent_size=4, hidden=50)
+    path = tmp_path / "vae.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(resumed, train[:200], **options, checkpoint=path, on_epoch_end=interrupt)
+    torch.manual_seed(123)  # a new process starts from another random state
+    history = train_vae(resumed, train[:200], **options, checkpoint=path, resume=True)
+    assert [r["epoch"] for r in history.records] == [1, 2, 3, 4]
+    assert history["lr"] == pytest.approx(expected["lr"], rel=1e-12)
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_vae_step_and_train_vae_check_their_input():
