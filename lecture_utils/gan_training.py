@@ -219,7 +219,7 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
              device: torch.device | str = "cpu", channels_last: bool = False, track_grad_norms: bool = True,
              forward_generator: Callable | None = None, forward_discriminator: Callable | None = None,
              augment: Callable[[torch.Tensor], torch.Tensor] | None = None, reuse_fakes: bool = False,
-             r1_gamma: float = 0.0, r1_every: int = 1) -> Callable:
+             r1_gamma: float = 0.0, r1_every: int = 1, grad_norm_every: int = 1) -> Callable:
     """One iteration of Algorithm 1 per batch: ``k`` discriminator updates, then one generator update.
 
     The batch (a tensor, or a tuple whose first entry is the data) holds ``k * m`` examples in G's
@@ -242,6 +242,11 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
     ("lazy regularisation", StyleGAN2), which saves most of its cost (a second backward pass).  The penalised
     forward pass uses the plain discriminator (a double backward through ``torch.compile`` is not supported).
 
+    ``grad_norm_every`` = n measures the gradient norms on every n-th iteration only (the first, the
+    (n+1)-th, ...) and repeats the last measurement in between: the per-epoch mean becomes a sample of
+    the iterations, and the two norms (one reduction over every weight gradient each) stop costing a
+    noticeable share of a small model's step on a CPU.
+
     Returns (all detached scalar tensors, averaged per epoch by ``fit``):
     ``loss_d``, ``loss_g``; ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)) in the last
     discriminator update (raw scores for least squares); ``d_fake_g`` = mean D(G(z)) seen by the
@@ -255,6 +260,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
         raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma!r}")
     if not isinstance(r1_every, int) or r1_every < 1:
         raise ValueError(f"r1_every must be a positive int, got {r1_every!r}")
+    if not isinstance(grad_norm_every, int) or grad_norm_every < 1:
+        raise ValueError(f"grad_norm_every must be a positive int, got {grad_norm_every!r}")
     if noise is None:
         latent_dim = generator.latent_dim
 
@@ -271,6 +278,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
     probability = (lambda s: s.float()) if least_squares else (lambda s: torch.sigmoid(s.float()))
     d_params, g_params = list(discriminator.parameters()), list(generator.parameters())
     d_updates = [0]                                     # discriminator updates so far (for lazy R1)
+    iterations = [0]                                    # iterations so far (for grad_norm_every)
+    held_norms = {}                                     # the last measured gradient norms
     plain_forward_d = discriminator if augment is None else (lambda images: discriminator(augment(images)))
 
     def step(batch):
@@ -279,6 +288,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
             raise ValueError(f"a batch of {x.shape[0]} examples cannot be split into k={k} equal minibatches; "
                              f"use a batch size of k * m")
         m = x.shape[0] // k
+        measure = track_grad_norms and iterations[0] % grad_norm_every == 0
+        iterations[0] += 1
         if channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         # -- k discriminator updates, each on a fresh minibatch of data and of noise
@@ -301,7 +312,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
             total_d = loss_d + (r1_gamma / 2 * r1_every) * r1_penalty(real_scores, real) if regularise else loss_d
             opt_d.zero_grad(set_to_none=True)
             total_d.backward()
-            grad_norm_d = gradient_norm(d_params) if track_grad_norms else None
+            if measure and i == k - 1:
+                held_norms["grad_norm_d"] = gradient_norm(d_params)
             opt_d.step()
         # -- one generator update against the fixed discriminator
         discriminator.requires_grad_(False)             # gradients flow *through* D to G, none are kept for D
@@ -311,7 +323,8 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
             loss_g = g_loss_fn(fake_scores_g)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
-            grad_norm_g = gradient_norm(g_params) if track_grad_norms else None
+            if measure:
+                held_norms["grad_norm_g"] = gradient_norm(g_params)
             opt_g.step()
         finally:
             discriminator.requires_grad_(True)
@@ -322,7 +335,7 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
                "d_fake": probability(fake_scores.detach()).mean(),
                "d_fake_g": probability(fake_scores_g.detach()).mean()}
         if track_grad_norms:
-            out["grad_norm_d"], out["grad_norm_g"] = grad_norm_d, grad_norm_g
+            out.update(held_norms)
         return out
 
     return step
@@ -364,8 +377,8 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
               ema_decay: float | None = None, noise: Callable[[int], torch.Tensor] | None = None,
               fixed_noise: torch.Tensor | None = None, n_snapshot: int = 64, snapshot_every: int = 1,
               device: torch.device | str = "cpu", channels_last: bool | None = None, compile: bool = False,
-              track_grad_norms: bool = True, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-              r1_gamma: float = 0.0, r1_every: int = 1,
+              track_grad_norms: bool = True, grad_norm_every: int = 1, reuse_fakes: bool = False,
+              augment: Callable[[torch.Tensor], torch.Tensor] | None = None, r1_gamma: float = 0.0, r1_every: int = 1,
               seed: int = 0, checkpoint: str | Path | None = None,
               resume: bool = False, progress: bool | None = None,
               on_epoch_end: Callable[[int, dict], None] | None = None, desc: str = "GAN") -> GANRun:
@@ -375,8 +388,9 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
     an epoch is one pass over ``data``, which moves to ``device`` once.  ``optimizer``, the learning
     rates, ``loss``, ``real_label`` and ``ema_decay`` are described in :func:`make_optimizers`,
     :func:`gan_step` and :func:`ema_generator`.  ``channels_last`` defaults to True on CUDA and CPU;
-    ``compile=True`` runs the forward passes through ``torch.compile``; ``augment`` is DiffAugment and
-    ``r1_gamma``, ``r1_every`` the R1 penalty on D (see :func:`gan_step`).  The fixed noise (default
+    ``compile=True`` runs the forward passes through ``torch.compile``; ``augment`` is DiffAugment,
+    ``r1_gamma``, ``r1_every`` the R1 penalty on D, ``reuse_fakes`` DCGAN's one generator forward per
+    iteration and ``grad_norm_every`` how often the gradient norms are measured (see :func:`gan_step`).  The fixed noise (default
     ``n_snapshot`` seeded normal vectors) is decoded every ``snapshot_every`` epochs: a sample grid
     over training.
     """
@@ -405,7 +419,7 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
     step = gan_step(generator, discriminator, opt_g, opt_d, k=k, loss=loss, real_label=real_label, noise=noise,
                     ema=ema, device=device, channels_last=channels_last, track_grad_norms=track_grad_norms,
                     forward_generator=forward_g, forward_discriminator=forward_d, augment=augment,
-                    r1_gamma=r1_gamma, r1_every=r1_every)
+                    reuse_fakes=reuse_fakes, r1_gamma=r1_gamma, r1_every=r1_every, grad_norm_every=grad_norm_every)
     run = GANRun(generator, discriminator, History(), fixed_noise, ema=ema, optimizers=(opt_g, opt_d))
     run.snapshots.append((0, generate(run.sampler, fixed_noise)))
 

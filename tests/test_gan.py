@@ -433,3 +433,27 @@ def test_reuse_fakes_skips_one_generator_forward():
         for _ in range(3):
             out = step(torch.randn(8, 1))
         assert calls["n"] == expected and out["grad_norm_g"] > 0
+
+
+def test_grad_norm_every_samples_the_norms_without_changing_training():
+    """Measured every 3rd iteration and held in between: the measured values are those of a run that measures
+    every iteration (measuring does not change training), and the iterations in between repeat them."""
+    data = torch.randn(6, 8, 1)
+
+    def norms(every):
+        torch.manual_seed(0)
+        g, d = MLPGenerator(2, (1,), (8,), output="linear"), MLPDiscriminator((1,), (8,))
+        opt_g, opt_d = make_optimizers(g, d)
+        step = gan_step(g, d, opt_g, opt_d, grad_norm_every=every)
+        outs = [step(batch) for batch in data]
+        return [(float(o["grad_norm_d"]), float(o["grad_norm_g"])) for o in outs], [p.detach() for p in g.parameters()]
+
+    every_step, weights_1 = norms(1)
+    sampled, weights_3 = norms(3)
+    assert len(set(every_step)) == 6                       # the norms change from one iteration to the next
+    assert sampled == [every_step[0]] * 3 + [every_step[3]] * 3
+    for a, b in zip(weights_1, weights_3):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="grad_norm_every must be a positive int"):
+        g, d = MLPGenerator(2, (1,), (8,)), MLPDiscriminator((1,), (8,))
+        gan_step(g, d, *make_optimizers(g, d), grad_norm_every=0)
