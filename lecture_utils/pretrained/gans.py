@@ -7,6 +7,8 @@ from . import Recipe, register
 
 DCGAN_LATENT_DIM = 100
 DCGAN_FEATURES = 32                   # the DCGAN's width (ngf = ndf), the same in every budget
+DCGAN_GRAD_NORM_EVERY = 8             # gradient norms measured on every 8th iteration (diagnostics only: the
+                                      # weights are the same as when measuring every iteration)
 DCGAN_EVAL_SEED = 2024                # the notebook's 1,000 evaluation codes
 CONDITIONAL_LATENT_DIM = 64
 CONDITIONAL_FEATURES = 32
@@ -18,7 +20,7 @@ def dcgan_recipe_options(sizes) -> dict:
     """The DCGAN's training options at a budget's ``sizes`` (printed by notebook 04)."""
     return dict(batch_size=sizes.batch_size, lr_generator=sizes.lr, lr_discriminator=sizes.lr, betas=(0.5, 0.999),
                 real_label=1.0, ema_decay=sizes.ema_decay, spectral_norm=False, r1_gamma=sizes.r1_gamma,
-                r1_every=sizes.r1_every)
+                r1_every=sizes.r1_every, reuse_fakes=False, grad_norm_every=DCGAN_GRAD_NORM_EVERY)
 
 
 def _build_dcgan():
@@ -46,7 +48,8 @@ def _train_dcgan(model, sizes, device):
                     batch_size=options["batch_size"], lr_generator=options["lr_generator"],
                     lr_discriminator=options["lr_discriminator"], betas=options["betas"],
                     real_label=options["real_label"], ema_decay=options["ema_decay"],
-                    r1_gamma=options["r1_gamma"], r1_every=options["r1_every"], n_snapshot=64,
+                    r1_gamma=options["r1_gamma"], r1_every=options["r1_every"],
+                    reuse_fakes=options["reuse_fakes"], grad_norm_every=options["grad_norm_every"], n_snapshot=64,
                     snapshot_every=max(1, sizes.dcgan_epochs // 8), device=device, desc="DCGAN")
     model["ema_generator"].load_state_dict(run.sampler.state_dict())
     return run
