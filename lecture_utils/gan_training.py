@@ -161,6 +161,56 @@ def ema_generator(generator: nn.Module, decay: float = 0.999) -> EMA:
     return EMA(generator, decay)
 
 
+class GaussianMixturePrior:
+    """Noise from an equal-weight mixture of K Gaussians, ``z = mu_k + sigma * eps`` with k uniform in 0..K-1 and
+    eps ~ N(0, I): the latent prior of GM-GAN (Ben-Yosef & Weinshall 2018; DeLiGAN, Gurumurthy et al. 2017,
+    learns such a mixture).
+
+    Why: a generator maps its prior continuously, so from one connected Gaussian it cannot reach ten separate
+    clusters of digits without passing codes *between* them, and those codes become in-between digits (a 3
+    that is half 8).  Between the components of a mixture there are gaps that the prior never samples; the
+    generator can put the border between two digits in a gap, where no sample lands.  The centres ``mu_k`` are
+    drawn once from N(0, I) with a seeded generator (``seed``), so the same arguments give the same prior (and
+    shipped weights keep their meaning); in d dimensions two centres lie about sqrt(2 d) apart while a
+    component's codes lie about ``sigma * sqrt(d)`` from its centre, so every code still sits nearest its own
+    centre for ``sigma`` up to about 1.
+
+    ``prior(m)`` draws m codes (m x latent_dim) with the global random state on the centres' device (use it
+    as ``train_gan(noise=prior)``); ``prior.sample(n, seed)`` draws n codes on the CPU from its own seeded
+    generator (fixed evaluation codes); ``prior.to(device)`` moves the centres.
+    """
+
+    def __init__(self, latent_dim: int, n_components: int, sigma: float = 1.0, seed: int = 0):
+        if not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        if not isinstance(n_components, int) or n_components < 1:
+            raise ValueError(f"n_components must be a positive int, got {n_components!r}")
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        self.latent_dim, self.n_components, self.sigma, self.seed = latent_dim, n_components, float(sigma), seed
+        self.centres = torch.randn(n_components, latent_dim, generator=torch.Generator().manual_seed(seed))
+
+    def to(self, device) -> "GaussianMixturePrior":
+        self.centres = self.centres.to(device)
+        return self
+
+    def __call__(self, m: int) -> torch.Tensor:
+        device = self.centres.device
+        k = torch.randint(0, self.n_components, (m,), device=device)
+        return self.centres[k] + self.sigma * torch.randn(m, self.latent_dim, device=device)
+
+    def sample(self, n: int, seed: int = 0, return_components: bool = False):
+        """n codes on the CPU from a generator seeded with ``seed`` (and, if asked, their components)."""
+        generator = torch.Generator().manual_seed(seed)
+        k = torch.randint(0, self.n_components, (n,), generator=generator)
+        z = self.centres.cpu()[k] + self.sigma * torch.randn(n, self.latent_dim, generator=generator)
+        return (z, k) if return_components else z
+
+    def __repr__(self) -> str:
+        return (f"GaussianMixturePrior(latent_dim={self.latent_dim}, n_components={self.n_components}, "
+                f"sigma={self.sigma:g}, seed={self.seed})")
+
+
 @torch.no_grad()
 def generate(generator: nn.Module, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """G(z) on the CPU, in eval mode (batch norm uses its running statistics), without gradients."""

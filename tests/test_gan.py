@@ -457,3 +457,27 @@ def test_grad_norm_every_samples_the_norms_without_changing_training():
     with pytest.raises(ValueError, match="grad_norm_every must be a positive int"):
         g, d = MLPGenerator(2, (1,), (8,)), MLPDiscriminator((1,), (8,))
         gan_step(g, d, *make_optimizers(g, d), grad_norm_every=0)
+
+
+def test_gaussian_mixture_prior_draws_from_its_components():
+    from lecture_utils.gan_training import GaussianMixturePrior
+
+    prior = GaussianMixturePrior(latent_dim=100, n_components=20, sigma=1.0, seed=3)
+    z, k = prior.sample(4000, seed=1, return_components=True)
+    assert z.shape == (4000, 100) and k.shape == (4000,)
+    assert torch.equal(prior.sample(4000, seed=1), z)                     # seeded: the same codes again
+    assert torch.equal(GaussianMixturePrior(100, 20, 1.0, seed=3).centres, prior.centres)
+    assert not torch.equal(prior.sample(10, seed=2), z[:10])
+    counts = torch.bincount(k, minlength=20).double()
+    assert (counts / 4000 - 1 / 20).abs().max() < 0.02                    # equal weights
+    offsets = z - prior.centres[k]                                        # N(0, sigma^2 I) around each centre
+    assert offsets.mean().abs() < 0.01 and abs(offsets.std() - 1.0) < 0.01
+    # every code lies nearest its own centre: the components are separate in 100 dimensions
+    assert torch.equal(torch.cdist(z, prior.centres).argmin(1), k)
+    torch.manual_seed(0)
+    drawn = prior(500)                                                    # the training-time call
+    assert drawn.shape == (500, 100) and (torch.cdist(drawn, prior.centres).min(1).values < 14).all()
+    with pytest.raises(ValueError, match="n_components must be a positive int"):
+        GaussianMixturePrior(100, 0)
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        GaussianMixturePrior(100, 5, sigma=0.0)

@@ -10,15 +10,26 @@ DCGAN_FEATURES = 32                   # the DCGAN's width (ngf = ndf), the same 
 DCGAN_GRAD_NORM_EVERY = 8             # gradient norms measured on every 8th iteration (diagnostics only: the
                                       # weights are the same as when measuring every iteration)
 DCGAN_EVAL_SEED = 2024                # the notebook's 1,000 evaluation codes
+DCGAN_PRIOR_COMPONENTS = 200          # the latent prior: an equal-weight mixture of 200 Gaussians N(mu_k, I) ...
+DCGAN_PRIOR_SIGMA = 1.0
+DCGAN_PRIOR_SEED = 0                  # ... whose centres mu_k ~ N(0, I) come from this seed (fixed with the weights)
 CONDITIONAL_LATENT_DIM = 64
 CONDITIONAL_FEATURES = 32
 CONDITIONAL_EVAL_SEED = 2
 
 
 # --------------------------------------------------------------------------- 04 DCGAN
+def dcgan_prior():
+    """The DCGAN's latent prior: a mixture of Gaussians (see :class:`~lecture_utils.gan_training.GaussianMixturePrior`),
+    the same in every budget -- the shipped weights were trained on codes from it."""
+    from ..gan_training import GaussianMixturePrior
+
+    return GaussianMixturePrior(DCGAN_LATENT_DIM, DCGAN_PRIOR_COMPONENTS, DCGAN_PRIOR_SIGMA, seed=DCGAN_PRIOR_SEED)
+
+
 def dcgan_recipe_options(sizes) -> dict:
     """The DCGAN's training options at a budget's ``sizes`` (printed by notebook 04)."""
-    return dict(batch_size=sizes.batch_size, lr_generator=sizes.lr, lr_discriminator=sizes.lr, betas=(0.5, 0.999),
+    return dict(prior=repr(dcgan_prior()), batch_size=sizes.batch_size, lr_generator=sizes.lr, lr_discriminator=sizes.lr, betas=(0.5, 0.999),
                 real_label=1.0, ema_decay=sizes.ema_decay, spectral_norm=False, r1_gamma=sizes.r1_gamma,
                 r1_every=sizes.r1_every, reuse_fakes=False, grad_norm_every=DCGAN_GRAD_NORM_EVERY)
 
@@ -49,15 +60,16 @@ def _train_dcgan(model, sizes, device):
                     lr_discriminator=options["lr_discriminator"], betas=options["betas"],
                     real_label=options["real_label"], ema_decay=options["ema_decay"],
                     r1_gamma=options["r1_gamma"], r1_every=options["r1_every"],
-                    reuse_fakes=options["reuse_fakes"], grad_norm_every=options["grad_norm_every"], n_snapshot=64,
+                    reuse_fakes=options["reuse_fakes"], grad_norm_every=options["grad_norm_every"],
+                    noise=dcgan_prior().to(device), fixed_noise=dcgan_prior().sample(64, seed=DCGAN_EVAL_SEED + 1),
                     snapshot_every=max(1, sizes.dcgan_epochs // 8), device=device, desc="DCGAN")
     model["ema_generator"].load_state_dict(run.sampler.state_dict())
     return run
 
 
 def dcgan_eval_codes(n: int = 1000) -> torch.Tensor:
-    """The notebook's fixed evaluation codes, n x 100."""
-    return torch.randn(n, DCGAN_LATENT_DIM, generator=torch.Generator().manual_seed(DCGAN_EVAL_SEED))
+    """The notebook's fixed evaluation codes, n x 100, drawn from the DCGAN's prior with a fixed seed."""
+    return dcgan_prior().sample(n, seed=DCGAN_EVAL_SEED)
 
 
 def _evaluate_dcgan(model):
