@@ -320,8 +320,12 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
 
     # (``is None``, not ``or``: a torch.compile'd module refuses ``bool()``)
     forward_g = generator if forward_generator is None else forward_generator
-    plain_d = discriminator if forward_discriminator is None else forward_discriminator
-    forward_d = plain_d if augment is None else (lambda images: plain_d(augment(images)))
+
+    def augmented(d):
+        return d if augment is None else (lambda images: d(augment(images)))
+
+    forward_d = augmented(discriminator if forward_discriminator is None else forward_discriminator)
+    plain_forward_d = augmented(discriminator)          # for R1's double backward (no torch.compile)
     least_squares = loss == "least_squares"
     d_loss_fn = least_squares_discriminator_loss if least_squares else discriminator_loss
     g_loss_fn = GENERATOR_LOSSES[loss]
@@ -330,7 +334,6 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.optim.
     d_updates = [0]                                     # discriminator updates so far (for lazy R1)
     iterations = [0]                                    # iterations so far (for grad_norm_every)
     held_norms = {}                                     # the last measured gradient norms
-    plain_forward_d = discriminator if augment is None else (lambda images: discriminator(augment(images)))
 
     def step(batch):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -440,9 +443,9 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
     :func:`gan_step` and :func:`ema_generator`.  ``channels_last`` defaults to True on CUDA and CPU;
     ``compile=True`` runs the forward passes through ``torch.compile``; ``augment`` is DiffAugment,
     ``r1_gamma``, ``r1_every`` the R1 penalty on D, ``reuse_fakes`` DCGAN's one generator forward per
-    iteration and ``grad_norm_every`` how often the gradient norms are measured (see :func:`gan_step`).  The fixed noise (default
-    ``n_snapshot`` seeded normal vectors) is decoded every ``snapshot_every`` epochs: a sample grid
-    over training.
+    iteration and ``grad_norm_every`` how often the gradient norms are measured (see :func:`gan_step`).
+    The fixed noise (default ``n_snapshot`` seeded normal vectors) is decoded every ``snapshot_every``
+    epochs: a sample grid over training.
     """
     device = torch.device(device)
     if not torch.is_tensor(data) or data.ndim < 2:

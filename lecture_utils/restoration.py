@@ -28,7 +28,7 @@ from .metrics import psnr, ssim
 from .models.editing import editing_input
 from .models.patchgan import PatchDiscriminator
 from .models.super_resolution import bicubic_upscale, upscale
-from .train import History, fit
+from .train import History, fit, scheduled_epoch_end
 
 
 # --------------------------------------------------------------------------- super-resolution (notebook 06)
@@ -104,13 +104,8 @@ def train_super_resolution(model: nn.Module, patches: torch.Tensor, epochs: int,
                   for opt in (opt_g, opt_d) if opt is not None and cosine]
     for i, scheduler in enumerate(schedulers):
         state[f"scheduler_{i}"] = scheduler
-
-    def epoch_end(epoch, record):
-        record["lr"] = opt_g.param_groups[0]["lr"]
-        for scheduler in schedulers:
-            scheduler.step()
-
-    return fit(step, batches, epochs, state=state, checkpoint=checkpoint, progress=progress, on_epoch_end=epoch_end,
+    return fit(step, batches, epochs, state=state, checkpoint=checkpoint, progress=progress,
+               on_epoch_end=scheduled_epoch_end(opt_g, schedulers),
                desc=f"x{model.scale} {'L1 + PatchGAN' if discriminator is not None else 'L1'}")
 
 

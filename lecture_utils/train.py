@@ -333,6 +333,21 @@ def _check_unit_images(images: torch.Tensor, name: str = "images") -> None:
         raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
 
 
+def scheduled_epoch_end(optimizer: torch.optim.Optimizer, schedulers=(),
+                        on_epoch_end: Callable[[int, dict], None] | None = None) -> Callable[[int, dict], None]:
+    """An ``on_epoch_end`` for :func:`fit` that records the learning rate the epoch ran at (``lr`` in the
+    history), steps the per-epoch ``schedulers`` (keep them in ``fit``'s ``state`` so a resumed run continues
+    them) and then calls ``on_epoch_end``."""
+    def epoch_end(epoch: int, record: dict) -> None:
+        record["lr"] = optimizer.param_groups[0]["lr"]
+        for scheduler in schedulers:
+            scheduler.step()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
+    return epoch_end
+
+
 class GeneratorState:
     """A ``torch.Generator`` seen through ``state_dict`` / ``load_state_dict``, so that :func:`fit`'s checkpoints
     hold its state and a resumed run draws the same random numbers as an uninterrupted one."""
@@ -376,14 +391,7 @@ def train_vae(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: i
     if lr_final is not None:
         state["scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
                                                                         eta_min=lr_final)
-
-    def end_of_epoch(epoch: int, record: dict) -> None:
-        record["lr"] = optimizer.param_groups[0]["lr"]  # the rate this epoch ran at, kept in the history
-        if "scheduler" in state:
-            state["scheduler"].step()
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
-
+    end_of_epoch = scheduled_epoch_end(optimizer, [state["scheduler"]] if "scheduler" in state else [], on_epoch_end)
     return fit(vae_step(model, optimizer, beta=beta, device=device, shift_pixels=shift_pixels, generator=shifts),
                batches, epochs, state=state, checkpoint=checkpoint, resume=resume,
                progress=progress, on_epoch_end=end_of_epoch, desc=f"{type(model).__name__} beta={beta:g}")

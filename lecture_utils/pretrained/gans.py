@@ -29,9 +29,10 @@ def dcgan_prior():
 
 def dcgan_recipe_options(sizes) -> dict:
     """The DCGAN's training options at a budget's ``sizes`` (printed by notebook 04)."""
-    return dict(prior=repr(dcgan_prior()), batch_size=sizes.batch_size, lr_generator=sizes.lr, lr_discriminator=sizes.lr, betas=(0.5, 0.999),
-                real_label=1.0, ema_decay=sizes.ema_decay, spectral_norm=False, r1_gamma=sizes.r1_gamma,
-                r1_every=sizes.r1_every, reuse_fakes=False, grad_norm_every=DCGAN_GRAD_NORM_EVERY)
+    return dict(prior=repr(dcgan_prior()), batch_size=sizes.batch_size, lr_generator=sizes.lr,
+                lr_discriminator=sizes.lr, betas=(0.5, 0.999), real_label=1.0, ema_decay=sizes.ema_decay,
+                spectral_norm=False, r1_gamma=sizes.r1_gamma, r1_every=sizes.r1_every, reuse_fakes=False,
+                grad_norm_every=DCGAN_GRAD_NORM_EVERY)
 
 
 def _build_dcgan():
@@ -51,6 +52,7 @@ def _train_dcgan(model, sizes, device):
     from ..models.dcgan import DCGANDiscriminator
 
     options = dcgan_recipe_options(sizes)
+    prior = dcgan_prior()
     digits = load_mnist("train").subset(sizes.n_train)
     images32 = to_tanh_range(resize_images(digits.images, 32))
     discriminator = DCGANDiscriminator(channels=1, image_size=32, features=DCGAN_FEATURES,
@@ -61,7 +63,7 @@ def _train_dcgan(model, sizes, device):
                     real_label=options["real_label"], ema_decay=options["ema_decay"],
                     r1_gamma=options["r1_gamma"], r1_every=options["r1_every"],
                     reuse_fakes=options["reuse_fakes"], grad_norm_every=options["grad_norm_every"],
-                    noise=dcgan_prior().to(device), fixed_noise=dcgan_prior().sample(64, seed=DCGAN_EVAL_SEED + 1),
+                    fixed_noise=prior.sample(64, seed=DCGAN_EVAL_SEED + 1), noise=prior.to(device),
                     snapshot_every=max(1, sizes.dcgan_epochs // 8), device=device, desc="DCGAN")
     model["ema_generator"].load_state_dict(run.sampler.state_dict())
     return run
