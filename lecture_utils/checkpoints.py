@@ -9,14 +9,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from .paths import repo_root
 from .train import CheckpointError, load_checkpoint, save_checkpoint
 
 
+PACKAGED = Path(__file__).resolve().parent / "shipped" / "checkpoints"
+
+
 def checkpoints_dir() -> Path:
-    return repo_root() / "data" / "checkpoints"
+    """The folder of the shipped checkpoints and their manifest -- the one place that decides it.
+
+    ``$LECTURE_UTILS_CHECKPOINTS`` if set (``scripts/train_checkpoints.py --out`` writes there); else the
+    clone's ``data/checkpoints/`` (a clone, or an editable install); else the copy an installed wheel
+    carries in ``lecture_utils/shipped/checkpoints/`` (``setup.py`` copies every file the manifest lists,
+    so a new checkpoint needs no code change).  Whatever the folder, :func:`load_shipped` checks each
+    file's sha256 against the manifest before loading it.
+    """
+    env = os.environ.get("LECTURE_UTILS_CHECKPOINTS")
+    if env:
+        return Path(env).expanduser().resolve()
+    clone = repo_root() / "data" / "checkpoints"
+    if (clone / "manifest.json").is_file() or not (PACKAGED / "manifest.json").is_file():
+        return clone
+    return PACKAGED
 
 
 def manifest_path() -> Path:
