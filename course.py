@@ -28,6 +28,7 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def diagnose() -> str | None:
     if not VENV.exists():
         return None
     python = venv_python()
-    if not python.exists():
+    if not python.exists() and not python.is_symlink():
         return (f"{VENV.name}/ has no {python.relative_to(VENV)} (an earlier set-up stopped half-way, "
                 "or creating the environment failed)")
     version = _python_version(python)
@@ -221,7 +222,7 @@ def _install(extras: tuple[str, ...]) -> Path:
         shutil.rmtree(VENV, ignore_errors=True)
     stamp = installed()
     same_project = stamp.get("project") == project_hash()
-    wanted = sorted(set(extras) | (set(stamp.get("extras", [])) if same_project else set()))
+    wanted = sorted(set(extras) | set(stamp.get("extras", [])))   # keep what this environment already has
     target = f".[{','.join(wanted)}]" if wanted else "."
     started = time.time()
     with open(log, "w") as out:
@@ -287,6 +288,10 @@ def _wait_for_server(url: str, process: subprocess.Popen, timeout_s: float = 180
     return False
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def command_lab(args: argparse.Namespace) -> int:
     python = setup()
     port = args.port or _free_port()
@@ -300,6 +305,8 @@ def command_lab(args: argparse.Namespace) -> int:
         command.append("--allow-root")
     say("starting JupyterLab on notebooks/ (stop it with Ctrl-C)")
     process = subprocess.Popen(command, cwd=ROOT)
+    if hasattr(signal, "SIGTERM"):             # a terminated course.py stops its JupyterLab too
+        signal.signal(signal.SIGTERM, _interrupt)
     host = "127.0.0.1" if args.ip in ("localhost", "127.0.0.1", "0.0.0.0", "") else args.ip
     try:
         if _wait_for_server(f"http://{host}:{port}", process):
