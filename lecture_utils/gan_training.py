@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from .data import BatchIterator
 from .losses import (GENERATOR_LOSSES, discriminator_loss, generator_loss_non_saturating,
                      least_squares_discriminator_loss)
@@ -445,7 +446,8 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
     ``r1_gamma``, ``r1_every`` the R1 penalty on D, ``reuse_fakes`` DCGAN's one generator forward per
     iteration and ``grad_norm_every`` how often the gradient norms are measured (see :func:`gan_step`).
     The fixed noise (default ``n_snapshot`` seeded normal vectors) is decoded every ``snapshot_every``
-    epochs: a sample grid over training.
+    epochs: a sample grid over training.  Under ``torchrun`` (:mod:`lecture_utils.distributed`) ``batch_size``
+    is the global minibatch, split evenly over the processes, and G and D train as DistributedDataParallel.
     """
     device = torch.device(device)
     if not torch.is_tensor(data) or data.ndim < 2:
@@ -466,9 +468,15 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
     if fixed_noise is None:
         fixed_noise = (noise(n_snapshot).cpu() if noise is not None else
                        torch.randn(n_snapshot, generator.latent_dim, generator=torch.Generator().manual_seed(seed + 1)))
-    batches = BatchIterator(data, batch_size=k * batch_size, seed=seed, device=device)
-    forward_g = torch.compile(generator) if compile else None
-    forward_d = torch.compile(discriminator) if compile else None
+    # under torchrun (lecture_utils.distributed): each process takes its slice of every batch and of the noise,
+    # and the forward passes that need gradients run through DistributedDataParallel; else all three are no-ops
+    batches = distributed.shard(BatchIterator(data, batch_size=k * batch_size, seed=seed, device=device))
+    if distributed.active():
+        latent_dim = generator.latent_dim
+        noise = distributed.shard_noise(noise or (lambda m: torch.randn(m, latent_dim, device=device)))
+    forward_g, forward_d = distributed.wrap(generator), distributed.wrap(discriminator)
+    if compile:
+        forward_g, forward_d = torch.compile(forward_g), torch.compile(forward_d)
     step = gan_step(generator, discriminator, opt_g, opt_d, k=k, loss=loss, real_label=real_label, noise=noise,
                     ema=ema, device=device, channels_last=channels_last, track_grad_norms=track_grad_norms,
                     forward_generator=forward_g, forward_discriminator=forward_d, augment=augment,

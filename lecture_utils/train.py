@@ -377,22 +377,27 @@ def train_vae(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: i
     super-resolution loop of notebook 06 uses the same scheduler).  The history holds per-epoch means of ``loss``,
     ``negative_elbo``, ``reconstruction`` and ``kl`` (on the training batches as seen, shifted or not).
     ``checkpoint`` is written after every epoch; ``resume=True`` continues from it (see :func:`fit`).
+    Under ``torchrun`` (:mod:`lecture_utils.distributed`) ``batch_size`` is the global batch, split evenly
+    over the processes, and the model trains as DistributedDataParallel.
     """
     from .data import BatchIterator
 
     _check_unit_images(images)
     if lr_final is not None and not 0 <= lr_final <= lr:
         raise ValueError(f"lr_final must lie in [0, lr = {lr:g}], got {lr_final!r}")
+    from . import distributed
+
     model.to(device)
     optimizer = adam(model.parameters(), lr=lr)
-    batches = BatchIterator(images, batch_size=batch_size, seed=seed, device=device)
+    # under torchrun: each process takes its slice of every batch, gradients averaged (lecture_utils.distributed)
+    batches = distributed.shard(BatchIterator(images, batch_size=batch_size, seed=seed, device=device))
     shifts = torch.Generator().manual_seed(seed + 1)
     state = {"model": model, "optimizer": optimizer, "shifts": GeneratorState(shifts)}
     if lr_final is not None:
         state["scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
                                                                         eta_min=lr_final)
     end_of_epoch = scheduled_epoch_end(optimizer, [state["scheduler"]] if "scheduler" in state else [], on_epoch_end)
-    return fit(vae_step(model, optimizer, beta=beta, device=device, shift_pixels=shift_pixels, generator=shifts),
+    return fit(vae_step(distributed.wrap(model), optimizer, beta=beta, device=device, shift_pixels=shift_pixels, generator=shifts),
                batches, epochs, state=state, checkpoint=checkpoint, resume=resume,
                progress=progress, on_epoch_end=end_of_epoch, desc=f"{type(model).__name__} beta={beta:g}")
 

@@ -54,7 +54,11 @@ def half_state(model: torch.nn.Module) -> dict:
 
 
 def train_and_ship(name: str, budget: str = "standard", seed: int = 0, device=None) -> dict:
-    """Train recipe ``name`` at ``budget`` sizes, evaluate it as it will be loaded, ship it."""
+    """Train recipe ``name`` at ``budget`` sizes, evaluate it as it will be loaded, ship it.
+
+    Under ``torchrun`` every process trains (:mod:`lecture_utils.distributed`: the recipe's batch is split over
+    the processes) and only the main one evaluates and writes; the others return None."""
+    from .. import distributed
     from ..checkpoints import ship
 
     recipe = RECIPES[name]
@@ -62,16 +66,21 @@ def train_and_ship(name: str, budget: str = "standard", seed: int = 0, device=No
     seed_everything(seed)
     model = recipe.build()
     recipe.train(model, get_budget(budget).sizes(recipe.notebook), device)
+    processes = distributed.world_size()
+    if not distributed.is_main():
+        return None
     state = half_state(model.cpu())
     reloaded = recipe.build()
     reloaded.load_state_dict(state)
     metrics = recipe.evaluate(reloaded.eval())
     from ..data import sources_used
 
+    launcher = f"torchrun --nproc_per_node={processes}" if processes > 1 else "python"
+    extra = {"processes": processes} if processes > 1 else {}
     return ship(name, {"model": state},
-                trained_by=f"python scripts/train_checkpoints.py {name} --budget {budget} --seed {seed}",
+                trained_by=f"{launcher} scripts/train_checkpoints.py {name} --budget {budget} --seed {seed}",
                 metrics=metrics, notebook=recipe.notebook, budget=budget, seed=seed,
-                data_source=", ".join(sources_used()))
+                data_source=", ".join(sources_used()), **extra)
 
 
 def _register_all() -> None:
