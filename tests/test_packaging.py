@@ -29,8 +29,10 @@ def constraints() -> dict[str, Version]:
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:
-            name, version = line.split("==")
-            pins[name.strip()] = Version(version.strip())
+            pin = Requirement(line)
+            (spec,) = pin.specifier
+            assert spec.operator == "==", line
+            pins[pin.name] = Version(spec.version)
     return pins
 
 
