@@ -43,7 +43,12 @@ LOCK_WAIT_S = 1800                # how long a second command waits for a runnin
 
 
 class SetupError(RuntimeError):
-    """A set-up step failed; the message is the one line the user sees (the log's path is added)."""
+    """A set-up step failed; the message is the one line the user sees (``cli`` adds the log's path
+    unless ``with_log`` is False: a failure before anything was logged)."""
+
+    def __init__(self, message: str, with_log: bool = True):
+        super().__init__(message)
+        self.with_log = with_log
 
 
 def venv_python() -> Path:
@@ -165,7 +170,7 @@ class InstallLock:
             if time.monotonic() > deadline:
                 self.handle.close()
                 raise SetupError(f"waited {self.wait_s:.0f} s for the set-up running in another course.py "
-                                 f"(lock {self.path}); stop it or try again later")
+                                 f"(lock {self.path}); stop it or try again later", with_log=False)
             time.sleep(0.5)
         self.handle.seek(0)
         self.handle.truncate()
@@ -203,7 +208,8 @@ def setup(extras: tuple[str, ...] = ()) -> Path:
 
     Raises :class:`SetupError` (one line; ``main`` adds the log's path) when a step fails."""
     if sys.version_info < (3, 10):
-        raise SetupError(f"Python >= 3.10 is needed, this is {sys.version.split()[0]}")
+        raise SetupError(f"Python >= 3.10 is needed, this is {sys.version.split()[0]} ({sys.executable})",
+                         with_log=False)
     if is_current(extras):
         return venv_python()
     with InstallLock(lock_path()):
@@ -231,6 +237,8 @@ def _install(extras: tuple[str, ...]) -> Path:
         if not python.exists():
             say(f"creating the virtual environment {VENV.name}/ with Python {platform.python_version()} ({sys.executable})")
             code = _run_logged(venv_command(VENV), out)
+            if code == 0 and python.exists():
+                code = _run_logged([str(python), "-m", "pip", "--version"], out)   # ensurepip did its part
             if code != 0 or not python.exists():
                 out.flush()
                 shutil.rmtree(VENV, ignore_errors=True)      # never leave a half-made environment behind
@@ -459,7 +467,7 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         return main(argv)
     except SetupError as error:
-        sys.exit(f"[course] set-up failed: {error}. The log is {log_path()}")
+        sys.exit(f"[course] set-up failed: {error}" + (f". The log is {log_path()}" if error.with_log else ""))
 
 
 if __name__ == "__main__":
