@@ -18,6 +18,9 @@ bit: batch norm normalises over each process's B rows (not N x B), the VAE's rep
 per process, and sums are added in another order.  ``tests/test_distributed.py`` measures the difference on
 the smoke budget (2 CPU processes, Gloo) against one process and bounds it there (see its tolerances).
 
+The loops that use these helpers: :func:`~lecture_utils.train.train_vae` and
+:func:`~lecture_utils.gan_training.train_gan`.  Other loops run whole in every process under torchrun.
+
 Launch with ``torchrun --nproc_per_node=N script.py`` (it sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the
 rendezvous address); :func:`init` joins the group: NCCL with one GPU per process on CUDA, Gloo on CPUs.
 Only the main process (:func:`is_main`) should write files.  ``fit``'s per-epoch ``checkpoint=`` is not meant
