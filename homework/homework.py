@@ -834,11 +834,12 @@ def _changes(before: dict, after: dict) -> list[str]:
                   and not ((space, name) not in before and after[(space, name)][2]))
 
 
-def answers_source(notebook) -> tuple[str, list[str]]:
+def answers_source(notebook, answers=()) -> tuple[str, list[str]]:
     """The part of a notebook that defines its answers, as one module's source, and notes on what was left out.
 
     Kept, in notebook order: imports, function and class definitions, and assignments to plain names
-    that a definition uses (directly or through other such assignments).  Everything else (calls at
+    that a definition uses (directly or through other such assignments) or that bind one of the
+    ``answers`` (``psnr = my_psnr``).  Everything else (calls at
     the top level, loops, plots, changes to other modules) is left out: it does not run when the
     checks are verified.  Cells that do not parse are left out with a note.
     """
@@ -869,7 +870,7 @@ def answers_source(notebook) -> tuple[str, list[str]]:
         return names
 
     definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    needed = names_in([s for s in statements if isinstance(s, definitions)])
+    needed = names_in([s for s in statements if isinstance(s, definitions)]) | set(answers)
     kept_assignments: set[int] = set()
     changed = True
     while changed:
@@ -964,7 +965,8 @@ def _verify_one(autograder_zip: str, submission: str, result_path: str, check_ti
 
     # the submission's definitions
     raw = _notebook_bytes(Path(submission), Path(submission).read_bytes())
-    source, notes = answers_source(nbformat.reads(raw.decode("utf-8", errors="replace"), as_version=4))
+    source, notes = answers_source(nbformat.reads(raw.decode("utf-8", errors="replace"), as_version=4),
+                                   [name for names in answers.values() for name in names])
     env: dict = {"__name__": "__main__"}
     signal.signal(signal.SIGALRM, on_alarm)
     for statement in ast.parse(source).body:
