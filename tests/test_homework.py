@@ -510,13 +510,13 @@ def test_tampering_and_library_answers_are_flagged_never_scored(graded):
 def test_answers_source_keeps_definitions_and_what_they_use_only():
     notebook = _minimal_notebook(
         "import torch\nSCALE = 2.0\nUNUSED = print('top-level call')\nimport otter\notter.x = 1",
-        "def psnr(prediction, target):\n    return SCALE * helper(prediction)",
+        "def psnr(prediction, target):\n    return SCALE * helper(torch.as_tensor(prediction))",
         "helper = make_helper(OFFSET)\nOFFSET = 3\ntorch.allclose = None\nfor i in range(3):\n    pass",
         "psnr_fast = psnr\npsnr = psnr_fast",
         "%matplotlib inline\nx = (")
     source, notes = homework.answers_source(notebook, answers=["psnr"])
     kept = [line for line in source.splitlines() if line and not line.startswith(" ")]
-    assert kept == ["import torch", "SCALE = 2.0", "import otter", "def psnr(prediction, target):",
+    assert kept == ["import torch", "SCALE = 2.0", "def psnr(prediction, target):",
                     "helper = make_helper(OFFSET)", "OFFSET = 3", "psnr_fast = psnr", "psnr = psnr_fast"], kept
     assert len(notes) == 1 and "cell 4 does not parse" in notes[0]
 
@@ -575,3 +575,47 @@ def test_interrupted_grading_resumes_without_losing_or_repeating_a_row(built, tm
         odd = int(line["submission"][5]) % 2
         assert line["status"] == "ok" and float(line["psnr"]) == (5 if odd else 0), line
     assert {r.path.name: r.total for r in rows} == {line["submission"]: float(line["total"]) for line in table}
+
+
+# --------------------------------------------------------------------------- one definition per idea
+def _master_solution(name, *functions):
+    """The master's solution code cells that define ``functions``, executed in the library's company."""
+    import torch
+    import torch.nn.functional as F
+    namespace = {"torch": torch, "F": F, "math": __import__("math")}
+    for cell in master_cells(name):
+        if cell.cell_type == "code" and any(f"def {f}(" in cell.source for f in functions):
+            exec(cell.source, namespace)
+    return namespace
+
+
+def test_hw3_style_loss_and_psnr_agree_with_notebook_08_and_the_library():
+    import torch
+    from lecture_utils import losses, metrics
+    hw3 = _master_solution("hw3_vision_tasks", "gram_matrix", "psnr")
+    torch.manual_seed(0)
+    generated = {"a": torch.randn(2, 3, 8, 8), "b": torch.randn(2, 5, 4, 4)}
+    style = {"a": torch.randn(1, 3, 10, 9), "b": torch.randn(1, 5, 6, 5)}
+    grams = {k: losses.gram_matrix(v) for k, v in style.items()}
+    # the library's Gatys loss (with its 1/4 and default weights 1/L) is HW3's style loss
+    library = losses.style_loss(generated, grams)
+    homework_value = hw3["style_loss"](list(generated.values()), [s.expand(2, -1, -1, -1) for s in style.values()])
+    assert torch.allclose(homework_value, library, rtol=1e-5), (homework_value, library)
+    # notebook 08's formula, E_l = 1 / (4 N_l^2) sum_ij (G - A)^2 with normalised Gram matrices
+    explicit = sum(0.5 * ((losses.gram_matrix(generated[k]) - grams[k]) ** 2).sum() / (4 * grams[k].shape[1] ** 2 * 2)
+                   for k in generated)
+    assert torch.allclose(library, explicit, rtol=1e-5)
+    # PSNR: per image in HW3, averaged by the library; an exact copy is +inf in both
+    target = torch.rand(3, 3, 8, 8)
+    prediction = (target + 0.05 * torch.randn(3, 3, 8, 8)).clamp(0, 1)
+    per_image = hw3["psnr"](prediction, target)
+    assert abs(per_image.mean().item() - metrics.psnr(prediction, target)) < 1e-3
+    assert torch.isinf(hw3["psnr"](target, target)).all() and metrics.psnr(target, target) == float("inf")
+
+
+def test_hw3_measures_its_baselines_in_the_hole_and_says_the_heat_equation_is_no_diffusion_model():
+    text = "\n".join(c.source for c in master_cells("hw3_vision_tasks"))
+    assert "not a diffusion model" in text and "heat" in text
+    baseline = next(c.source for c in master_cells("hw3_vision_tasks") if "mean_fill" in c.source and c.cell_type == "code")
+    assert "metrics.psnr(filled, image, mask=hole)" in baseline and "masked_l1(filled, image, hole)" in baseline
+    assert "psnr(filled, image)" not in baseline.replace("metrics.psnr(filled, image, mask=hole)", "")
