@@ -819,6 +819,7 @@ def _fingerprint(extra: dict) -> dict:
     for space, namespace in _watched_objects():
         for name, value in list(namespace.items()):
             marks[(space, name)] = (id(value), id(getattr(value, "__code__", None)), type(value).__name__ == "module")
+            _SEEN[id(value)] = value                       # keep it alive: its id must not be reused
     for name in _WATCHED:
         marks[("sys.modules", name)] = (id(sys.modules.get(name)), 0, False)
     for name, value in extra.items():
@@ -826,11 +827,26 @@ def _fingerprint(extra: dict) -> dict:
     return marks
 
 
+_SEEN: dict = {}
+_TORCH_DIR = None
+
+
+def _torch_wrapper_of(new_id: int, old_id: int) -> bool:
+    """Whether the new value is torch's own wrapper around the old one: importing torch._dynamo (which
+    torchvision does) wraps torch.manual_seed and a few others with code in torch's package."""
+    new, old = _SEEN.get(new_id), _SEEN.get(old_id)
+    code = getattr(new, "__code__", None)
+    return (old is not None and getattr(new, "__wrapped__", None) is old and code is not None
+            and code.co_filename.startswith(_TORCH_DIR or "\0"))
+
+
 def _changes(before: dict, after: dict) -> list[str]:
     """What was replaced or removed, and what was added other than a submodule (imported lazily by torch)."""
     return sorted(f"{space}.{name}" for (space, name) in set(before) | set(after)
                   if before.get((space, name)) != after.get((space, name))
-                  and not ((space, name) not in before and after[(space, name)][2]))
+                  and not ((space, name) not in before and after[(space, name)][2])
+                  and not ((space, name) in before and (space, name) in after
+                           and _torch_wrapper_of(after[(space, name)][0], before[(space, name)][0])))
 
 
 def answers_source(notebook, answers=()) -> tuple[str, list[str]]:
@@ -909,7 +925,9 @@ def _settle_lazy_imports() -> None:
     import importlib
 
     import torch
-    for name in ("torchvision", "skimage.metrics"):
+    global _TORCH_DIR
+    _TORCH_DIR = str(Path(torch.__file__).parent) + os.sep
+    for name in ("skimage.metrics",):
         try:
             importlib.import_module(name)
         except Exception:
