@@ -7,8 +7,10 @@
                                       (--budget smoke|standard|full, default: the library's default)
     python3 course.py slides          offline reveal.js slides of every notebook into build/slides/
     python3 course.py site            execute every notebook (--budget) and write a static site into build/site/
-    python3 course.py homework build  course staff: homework student releases + autograders into build/homework/
-    python3 course.py homework grade FOLDER   grade submitted notebooks offline, CSV of scores per question
+    python3 course.py homework build  course staff: homework student versions + autograders into build/homework/
+    python3 course.py homework grade FOLDER [--jobs N]   grade submitted notebooks offline, CSV of scores per question
+    python3 course.py release OUT     course staff: write the student edition (no solutions, no hidden tests) into OUT
+    python3 course.py homework        in the student edition: open JupyterLab on homework/
 
 Set-up creates a virtual environment in .venv/ with the Python that runs this file, installs the
 course package (lecture_utils) with the exact versions the course is tested with (constraints.txt),
@@ -401,9 +403,27 @@ def command_site(args: argparse.Namespace) -> int:
 
 
 def command_homework(args: argparse.Namespace) -> int:
-    """Course staff: build the homework releases and autograders, or grade a folder (homework/homework.py)."""
+    """Course staff: build the homework and autograders, or grade a folder (homework/homework.py).
+    In the student edition (no homework/homework.py): open JupyterLab on homework/."""
+    tool = ROOT / "homework" / "homework.py"
+    if not tool.is_file():
+        if args.homework_args:
+            sys.exit("[course] this is the student edition: 'python3 course.py homework' opens the assignments "
+                     "(building and grading them is for course staff)")
+        python = setup()
+        say("opening JupyterLab on homework/ (stop it with Ctrl-C); how to submit: homework/README.md")
+        return subprocess.call([str(python), "-m", "jupyter", "lab", f"--notebook-dir={ROOT / 'homework'}"])
     python = setup(("homework",))
-    return subprocess.call([str(python), str(ROOT / "homework" / "homework.py"), *args.homework_args], cwd=ROOT)
+    return subprocess.call([str(python), str(tool), *args.homework_args], cwd=ROOT)
+
+
+def command_release(args: argparse.Namespace) -> int:
+    """Course staff: write the student edition of the course into OUT (homework/release.py)."""
+    tool = ROOT / "homework" / "release.py"
+    if not tool.is_file():
+        sys.exit("[course] this is the student edition: it has no release to make")
+    python = setup(("homework",))
+    return subprocess.call([str(python), str(tool), str(Path(args.out).resolve())], cwd=ROOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -437,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
                               "'grade FOLDER' of submissions offline (see homework/homework.py --help)")
     homework.add_argument("homework_args", nargs=argparse.REMAINDER,
                           help="build [--check] | grade FOLDER [--assignment NAME] [--time-limit S] ...")
+    release = sub.add_parser("release", help="course staff: write the student edition (notebooks, library, data, "
+                             "student README, homework without solutions or hidden tests) into OUT")
+    release.add_argument("out", help="folder to write (new, empty, or an earlier release)")
     setup_parser = sub.add_parser("setup", help="only create the environment (add --test for the test extras)")
     setup_parser.add_argument("--test", action="store_true", help="include the test extras")
     args = parser.parse_args(argv)
@@ -450,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         return command_site(args)
     if args.command == "homework":
         return command_homework(args)
+    if args.command == "release":
+        return command_release(args)
     setup(("test",) if args.test else ())
     return 0
 

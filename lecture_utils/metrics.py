@@ -201,20 +201,24 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
 
     ``prediction``, ``target``: C x H x W or N x C x H x W with values in [0, data_range].
     ``mask`` (N x 1 x H x W of 0/1, optional): the MSE runs over the masked pixels only (all channels).
-    Without a mask this is ``skimage.metrics.peak_signal_noise_ratio`` per image.
+    Without a mask this is ``skimage.metrics.peak_signal_noise_ratio`` per image.  An image
+    reproduced exactly (MSE 0) has PSNR ``+inf``, as in scikit-image and homework 3, so the mean is
+    ``+inf`` when one is.
     """
     prediction, target = _check_pair(prediction, target, data_range)
     mask = _check_mask(mask, prediction)
     if mask is None:
+        import numpy as np
         from skimage.metrics import peak_signal_noise_ratio
 
-        values = [peak_signal_noise_ratio(t.numpy(), p.numpy(), data_range=data_range)
-                  for p, t in zip(prediction, target)]
+        with np.errstate(divide="ignore"):                                      # MSE 0: +inf, no warning
+            values = [peak_signal_noise_ratio(t.numpy(), p.numpy(), data_range=data_range)
+                      for p, t in zip(prediction, target)]
     else:
         squared = (prediction - target) ** 2 * mask                              # N x C x H x W
         mse = squared.flatten(1).sum(1) / (mask.flatten(1).sum(1) * prediction.shape[1])
         values = (10 * torch.log10(data_range ** 2 / mse)).tolist()
-    return float(torch.tensor(values, dtype=torch.float64).clamp(max=100.0).mean())
+    return float(torch.tensor(values, dtype=torch.float64).mean())
 
 
 def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0,

@@ -1,14 +1,20 @@
-"""Autograded homework: the releases build without solutions or hidden tests, and the offline grader
-scores solutions, untouched releases and broken submissions (wrong, looping, crashing, deleting,
-unreadable) each on its own, without one submission stopping or changing the grading of another.
+"""Autograded homework: the student versions build without solutions or hidden tests, and the offline
+grader scores solutions, float32 answers, untouched notebooks and broken submissions (wrong, looping,
+crashing, deleting, unreadable) each on its own, without one submission stopping or changing the
+grading of another; submissions that tamper with the grading or use the library's answer are flagged,
+never scored; an interrupted grading run resumes without losing or repeating a row.
 
-The grading runs are module fixtures: one folder with every kind of submission is graded once
-(about ten notebook executions, a couple of minutes on 2 cores), and the tests read its rows.
+The grading runs are module fixtures: one folder with every kind of submission is graded once, two
+at a time (about twenty notebook executions, a few minutes on 2 cores), and the tests read its rows.
+Grading needs POSIX signals: its tests are skipped on Windows.
 """
 import csv
 import importlib.util
 import json
+import os
 import re
+import signal
+import subprocess
 import shutil
 import sys
 import time
@@ -25,6 +31,7 @@ sys.modules[_spec.name] = homework          # dataclasses look their module up t
 _spec.loader.exec_module(homework)
 
 ASSIGNMENTS = homework.ASSIGNMENTS
+posix_only = pytest.mark.skipif(os.name == "nt", reason="grading needs Linux or macOS (POSIX signals for its time limits)")
 CELL_LIMIT_S = 90          # generous: a set-up cell imports torch and the library, slow on a busy machine
 SUBMISSION_LIMIT_S = 400
 LOOP_CELL_LIMIT_S = 10     # short limits for the looping submission, whose cells are light
@@ -147,6 +154,100 @@ def _minimal_notebook(*sources):
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
 
 
+FLOAT32_CELL = """\
+import functools
+import torch
+
+
+def _in_float32(function):
+    \"\"\"The same answer computed in float32: floating tensors in are cast down, a tensor out is cast back.\"\"\"
+    def down(value):
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return value.float()
+        if isinstance(value, (list, tuple)):
+            return type(value)(down(v) for v in value)
+        return value
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        dtypes = [a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()]
+        result = function(*map(down, args), **{k: down(v) for k, v in kwargs.items()})
+        if dtypes and isinstance(result, torch.Tensor) and result.is_floating_point():
+            result = result.to(dtypes[0])
+        return result
+    return wrapper
+"""
+
+
+def _float32_submission(name, out):
+    """The solution's set-up and answer cells, every answer function wrapped to compute in float32."""
+    solution = _solution(name, out)
+    setup = next(c for c in solution.cells if c.cell_type == "code" and "import torch" in c.source
+                 and "otter" not in c.source)
+    answers = [c for c in solution.cells if "otter_assign_solution_cell" in c.metadata.get("tags", [])]
+    functions = [q for question in homework.read_master(ROOT / "homework" / f"{name}.ipynb")["questions"]
+                 for q in question["answers"] if not q[0].isupper()]          # classes keep float32 parameters
+    wrap = "\n".join(f"{f} = _in_float32({f})" for f in functions)
+    return _minimal_notebook(setup.source, *[c.source for c in answers], FLOAT32_CELL + "\n\n" + wrap)
+
+
+WRONG_PSNR = "import torch\n\n\ndef psnr(prediction, target, data_range=1.0):\n    return prediction.flatten(1).mean(1)"
+RIGHT_PSNR = ("import torch\n\n\ndef psnr(prediction, target, data_range=1.0):\n"
+              "    mse = (prediction - target).pow(2).flatten(1).mean(1)\n"
+              "    return 10 * torch.log10(data_range ** 2 / mse)")
+ADVERSARIAL = {     # file name: cells.  Each would get full marks on what it forges if the grader believed its kernel.
+    "hw3_forge_runner.ipynb": [WRONG_PSNR, (
+        "import otter.test_files.exception_test as exception_test\n"
+        "from otter.test_files.abstract_test import TestCaseResult\n\n\n"
+        "def _all_passed(self, global_environment):\n"
+        "    self.test_case_results = [TestCaseResult(test_case=tc, message='passed', passed=True) for tc in self.test_cases]\n\n\n"
+        "exception_test.ExceptionTestFile.run = _all_passed")],
+    "hw3_forge_check.ipynb": [WRONG_PSNR, (
+        "from otter.test_files.exception_test import test_case\n"
+        "test_case.call_func = lambda self, global_environment: None")],
+    "hw3_forge_results.ipynb": [WRONG_PSNR, (
+        "import pickle\n"
+        "_real_dump = pickle.dump\n\n\n"
+        "def _forged_dump(results, handle, *args, **kwargs):\n"
+        "    for test_file in getattr(results, 'results', {}).values():\n"
+        "        test_file.test_case_results = [type(r)(test_case=r.test_case, message='passed', passed=True)\n"
+        "                                       for r in test_file.test_case_results]\n"
+        "    return _real_dump(results, handle, *args, **kwargs)\n\n\n"
+        "pickle.dump = _forged_dump")],
+    "hw3_forge_signal.ipynb": [(
+        "import signal\nimport torch\n"
+        "signal.setitimer = lambda *args, **kwargs: (0.0, 0.0)   # the kernel's check time limits never start\n\n\n"
+        "def psnr(prediction, target, data_range=1.0):\n"
+        "    signal.signal(signal.SIGALRM, signal.SIG_IGN)       # no later check could be stopped\n"
+        "    mse = (prediction - target).pow(2).flatten(1).mean(1)\n"
+        "    return 10 * torch.log10(data_range ** 2 / mse)")],
+    "hw3_forge_torch.ipynb": [(
+        "import numpy\nimport torch\n\n\n"
+        "def psnr(prediction, target, data_range=1.0):\n"
+        "    numpy.allclose = lambda *args, **kwargs: True      # every later comparison 'passes'\n"
+        "    torch.allclose = lambda *args, **kwargs: True\n"
+        "    return prediction.flatten(1).mean(1)")],
+    "hw3_wraps_gram.ipynb": [(
+        "import torch.nn.functional as F\n"
+        "from lecture_utils.losses import gram_matrix as library_gram_matrix\n\n\n"
+        "def gram_matrix(features):\n"
+        "    return library_gram_matrix(features)\n\n\n"
+        "def style_loss(generated, style, weights=None):\n"
+        "    weights = [1.0 / len(generated)] * len(generated) if weights is None else weights\n"
+        "    return sum(w * F.mse_loss(gram_matrix(g), gram_matrix(s)) / 4 for g, s, w in zip(generated, style, weights))")],
+    "hw2_imports_dcgan.ipynb": ["from lecture_utils.models.dcgan import DCGANGenerator"],
+}
+FLAG_REASONS = {
+    "hw3_forge_runner.ipynb": "passed in the notebook's kernel but fail in a fresh process",
+    "hw3_forge_check.ipynb": "passed in the notebook's kernel but fail in a fresh process",
+    "hw3_forge_results.ipynb": "passed in the notebook's kernel but fail in a fresh process",
+    "hw3_forge_signal.ipynb": "SIGALRM handler (the time limit) was replaced",
+    "hw3_forge_torch.ipynb": "changed the grading machinery",
+    "hw3_wraps_gram.ipynb": "uses lecture_utils.losses.gram_matrix",
+    "hw2_imports_dcgan.ipynb": "uses lecture_utils.models.dcgan.DCGANGenerator",
+}
+
+
 @pytest.fixture(scope="module")
 def graded(built, tmp_path_factory):
     """Grade one folder holding solutions, untouched releases and broken submissions; returns ({file name: row}, reports)."""
@@ -188,10 +289,18 @@ def graded(built, tmp_path_factory):
     nbformat.write(_minimal_notebook("def psnr(prediction, target, data_range=1.0):\n    return None",
                                      "import os\nos._exit(3)"), folder / "hw3_crash.ipynb")
 
+    # every answer computed in float32 (floating inputs cast down, the result cast back to their dtype)
+    for name in ASSIGNMENTS:
+        nbformat.write(_float32_submission(name, out), folder / f"{name}_float32.ipynb")
+
+    # submissions that forge their grading or hand in the library's answer
+    for file_name, cells in ADVERSARIAL.items():
+        nbformat.write(_minimal_notebook(*cells), folder / file_name)
+
     reports = tmp_path_factory.mktemp("grades")
     started = time.time()
     rows = homework.grade(folder, out=reports, autograders=autograders, time_limit=SUBMISSION_LIMIT_S,
-                          cell_time_limit=CELL_LIMIT_S, check_time_limit=30)
+                          cell_time_limit=CELL_LIMIT_S, check_time_limit=30, jobs=2)
     print(f"graded {len(rows)} submissions in {time.time() - started:.0f} s")
     left = {"submissions": sorted(p.name for p in folder.iterdir()), "autograders": sorted(p.name for p in autograders.iterdir())}
     return {row.path.name: row for row in rows}, reports, left
@@ -218,6 +327,7 @@ def looping(built, tmp_path_factory):
     return row, time.time() - started
 
 
+@posix_only
 def test_solutions_get_full_marks(graded):
     rows, _, _ = graded
     for name in ASSIGNMENTS:
@@ -227,6 +337,7 @@ def test_solutions_get_full_marks(graded):
         assert row.total == row.possible, f"{name}: {row.total}/{row.possible}; failed: {row.failed_checks}"
 
 
+@posix_only
 def test_untouched_release_gets_zero_and_the_grader_finishes(graded):
     rows, _, _ = graded
     for name in ASSIGNMENTS:
@@ -235,6 +346,7 @@ def test_untouched_release_gets_zero_and_the_grader_finishes(graded):
         assert len(row.failed_checks) == len(master_tests(name)), "every check runs and fails"
 
 
+@posix_only
 def test_one_wrong_function_gets_partial_credit_naming_the_failing_check(graded):
     rows, reports, _ = graded
     row = rows["hw3_one_wrong.ipynb"]
@@ -249,6 +361,7 @@ def test_one_wrong_function_gets_partial_credit_naming_the_failing_check(graded)
     assert "FAILED" in feedback and "psnr - 2 (hidden)" in feedback
 
 
+@posix_only
 def test_infinite_loop_is_stopped_by_the_time_limit_and_scores_zero_on_that_question(looping):
     row, seconds = looping
     assert row.status == "ok", row.status
@@ -260,6 +373,7 @@ def test_infinite_loop_is_stopped_by_the_time_limit_and_scores_zero_on_that_ques
     assert seconds >= LOOP_CELL_LIMIT_S + 2 * LOOP_CHECK_LIMIT_S
 
 
+@posix_only
 def test_submission_raising_at_import_is_graded_not_crashed(graded):
     rows, _, _ = graded
     row = rows["hw1_import_error.ipynb"]
@@ -268,6 +382,7 @@ def test_submission_raising_at_import_is_graded_not_crashed(graded):
     assert any("define reparameterised_sample" in c for c in row.failed_checks), row.failed_checks
 
 
+@posix_only
 def test_unreadable_notebook_gets_an_error_row(graded):
     rows, _, _ = graded
     row = rows["hw1_unreadable.ipynb"]
@@ -275,25 +390,28 @@ def test_unreadable_notebook_gets_an_error_row(graded):
     assert row.total == 0 and row.possible == sum(master_questions("hw1_vae").values())
 
 
+@posix_only
 def test_crashing_kernel_gets_an_error_row_and_the_next_submissions_are_graded(graded):
     rows, _, _ = graded
     row = rows["hw3_crash.ipynb"]
     assert row.status.startswith("error") and "kernel died" in row.status, row.status
     assert row.total == 0 and row.possible == sum(master_questions("hw3_vision_tasks").values())
-    after = [r for name, r in rows.items() if name > "hw3_crash.ipynb"]
+    after = [r for name, r in rows.items() if name > "hw3_crash.ipynb" and name not in ADVERSARIAL]
     assert after and all(r.status == "ok" for r in after)
 
 
+@posix_only
 def test_deleting_files_changes_nothing_for_the_others(graded):
     rows, _, left = graded
     assert left == {"submissions": ["00_deleter_hw3.ipynb"], "autograders": []}, "the deleting submission ran"
     deleter = rows["00_deleter_hw3.ipynb"]
     assert deleter.status == "ok" and deleter.scores["psnr"] == deleter.possible_by_question["psnr"]
     # it ran first and removed every other submission and the autograders: all were still graded
-    assert len(rows) == 3 * 2 + 5
+    assert len(rows) == len(ASSIGNMENTS) * 3 + 5 + len(ADVERSARIAL)
     assert all(row.status != "not graded" for row in rows.values())
 
 
+@posix_only
 def test_csv_has_a_row_per_submission_and_a_column_per_question(graded):
     rows, reports, _ = graded
     for name in ASSIGNMENTS:
@@ -308,6 +426,7 @@ def test_csv_has_a_row_per_submission_and_a_column_per_question(graded):
             assert line["status"] == row.status
 
 
+@posix_only
 def test_submission_time_limit_kills_the_grading_process_tree(built, tmp_path):
     out, _ = built
     folder = tmp_path / "slow"
@@ -322,6 +441,7 @@ def test_submission_time_limit_kills_the_grading_process_tree(built, tmp_path):
     assert line["status"].startswith("timed out")
 
 
+@posix_only
 def test_kill_tree_reaches_a_grandchild_in_its_own_session(tmp_path):
     import os
     import subprocess
@@ -360,3 +480,142 @@ def test_assignment_detection_from_metadata_then_file_name():
     assert homework.detect_assignment(Path("alice_hw3.ipynb"), b"not json") == "hw3_vision_tasks"
     assert homework.detect_assignment(Path("hw1_vae (1).ipynb"), b"{}") == "hw1_vae"
     assert homework.detect_assignment(Path("hw10.ipynb"), b"{}") is None
+
+
+# --------------------------------------------------------------------------- float32, tampering, library answers
+@posix_only
+def test_answers_computed_in_float32_get_full_marks(graded):
+    rows, _, _ = graded
+    for name in ASSIGNMENTS:
+        row = rows[f"{name}_float32.ipynb"]
+        assert row.status == "ok", row.status
+        assert row.total == row.possible, f"{name} in float32: {row.total}/{row.possible}; failed: {row.failed_checks}"
+
+
+@posix_only
+def test_tampering_and_library_answers_are_flagged_never_scored(graded):
+    rows, reports, _ = graded
+    for name, reason in FLAG_REASONS.items():
+        row = rows[name]
+        assert row.status.startswith("flagged: ") and reason in row.status, (name, row.status)
+        assert row.total == 0 and row.possible > 0, (name, row.total)
+        with open(reports / f"{row.assignment}.csv", newline="") as handle:
+            (line,) = [line for line in csv.DictReader(handle) if line["submission"] == name]
+        assert line["status"].startswith("flagged") and float(line["total"]) == 0
+    # the forgeries worked inside the notebook's kernel: the flag names the checks they faked
+    assert "psnr - 2" in rows["hw3_forge_runner.ipynb"].status
+    assert "gram_style_loss - 1" in rows["hw3_forge_check.ipynb"].status
+
+
+def test_answers_source_keeps_definitions_and_what_they_use_only():
+    notebook = _minimal_notebook(
+        "import torch\nSCALE = 2.0\nUNUSED = print('top-level call')\nimport otter\notter.x = 1",
+        "def psnr(prediction, target):\n    return SCALE * helper(torch.as_tensor(prediction))",
+        "helper = make_helper(OFFSET)\nOFFSET = 3\ntorch.allclose = None\nfor i in range(3):\n    pass",
+        "psnr_fast = psnr\npsnr = psnr_fast",
+        "%matplotlib inline\nx = (")
+    source, notes = homework.answers_source(notebook, answers=["psnr"])
+    kept = [line for line in source.splitlines() if line and not line.startswith(" ")]
+    assert kept == ["import torch", "SCALE = 2.0", "def psnr(prediction, target):",
+                    "helper = make_helper(OFFSET)", "OFFSET = 3", "psnr_fast = psnr", "psnr = psnr_fast"], kept
+    assert len(notes) == 1 and "cell 4 does not parse" in notes[0]
+
+
+def test_grading_says_it_needs_linux_or_macos_elsewhere(tmp_path, monkeypatch):
+    (tmp_path / "hw1_vae.ipynb").write_text("{}")
+    monkeypatch.setattr(homework, "posix_signals_available", lambda: False)
+    with pytest.raises(RuntimeError, match="grading needs Linux or macOS"):
+        homework.grade(tmp_path)
+
+
+# --------------------------------------------------------------------------- resuming an interrupted run
+def _saved_rows(grades):
+    return {p.name: p.read_text() for p in (grades / ".results").glob("*.json")} if (grades / ".results").is_dir() else {}
+
+
+def _interrupt_after_new_rows(command, grades, how, at_least, env):
+    """Start a grading run, wait until it has saved ``at_least`` rows in all, then interrupt it with ``how``."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 400
+    while len(_saved_rows(grades)) < at_least and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(how)
+    output = process.communicate(timeout=60)[0].decode(errors="replace")
+    return process.returncode, output
+
+
+@posix_only
+def test_interrupted_grading_resumes_without_losing_or_repeating_a_row(built, tmp_path):
+    out, _ = built
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for i in range(4):
+        nbformat.write(_minimal_notebook(f"# submission {i}", RIGHT_PSNR if i % 2 else WRONG_PSNR), folder / f"hw3_s{i}.ipynb")
+    grades = tmp_path / "grades"
+    command = [sys.executable, str(ROOT / "homework" / "homework.py"), "grade", str(folder), "--autograders", str(out),
+               "--out", str(grades), "--jobs", "2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    code, output = _interrupt_after_new_rows(command, grades, signal.SIGINT, 1, env)        # Ctrl-C
+    assert code == 130 and "interrupted" in output, output[-2000:]
+    first = _saved_rows(grades)
+    assert 1 <= len(first) < 4, sorted(first)
+    code, output = _interrupt_after_new_rows(command, grades, signal.SIGKILL, len(first) + 1, env)   # killed
+    second = _saved_rows(grades)
+    assert code == -signal.SIGKILL or (code == 0 and len(second) == 4), (code, output[-2000:])
+    assert all(second[name] == text for name, text in first.items()), "a saved row was graded again"
+    assert len(first) < len(second) <= 4
+    rows = homework.grade(folder, out=grades, autograders=out, jobs=2)
+    final = _saved_rows(grades)
+    assert all(final[name] == text for name, text in second.items()), "a saved row was graded again"
+    assert len(final) == 4
+    with open(grades / "hw3_vision_tasks.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert sorted(line["submission"] for line in table) == [f"hw3_s{i}.ipynb" for i in range(4)]
+    for line in table:
+        odd = int(line["submission"][5]) % 2
+        assert line["status"] == "ok" and float(line["psnr"]) == (5 if odd else 0), line
+    assert {r.path.name: r.total for r in rows} == {line["submission"]: float(line["total"]) for line in table}
+
+
+# --------------------------------------------------------------------------- one definition per idea
+def _master_solution(name, *functions):
+    """The master's solution code cells that define ``functions``, executed in the library's company."""
+    import torch
+    import torch.nn.functional as F
+    namespace = {"torch": torch, "F": F, "math": __import__("math")}
+    for cell in master_cells(name):
+        if cell.cell_type == "code" and any(f"def {f}(" in cell.source for f in functions):
+            exec(cell.source, namespace)
+    return namespace
+
+
+def test_hw3_style_loss_and_psnr_agree_with_notebook_08_and_the_library():
+    import torch
+    from lecture_utils import losses, metrics
+    hw3 = _master_solution("hw3_vision_tasks", "gram_matrix", "psnr")
+    torch.manual_seed(0)
+    generated = {"a": torch.randn(2, 3, 8, 8), "b": torch.randn(2, 5, 4, 4)}
+    style = {"a": torch.randn(1, 3, 10, 9), "b": torch.randn(1, 5, 6, 5)}
+    grams = {k: losses.gram_matrix(v) for k, v in style.items()}
+    # the library's Gatys loss (with its 1/4 and default weights 1/L) is HW3's style loss
+    library = losses.style_loss(generated, grams)
+    homework_value = hw3["style_loss"](list(generated.values()), [s.expand(2, -1, -1, -1) for s in style.values()])
+    assert torch.allclose(homework_value, library, rtol=1e-5), (homework_value, library)
+    # notebook 08's formula, E_l = 1 / (4 N_l^2) sum_ij (G - A)^2 with normalised Gram matrices
+    explicit = sum(0.5 * ((losses.gram_matrix(generated[k]) - grams[k]) ** 2).sum() / (4 * grams[k].shape[1] ** 2 * 2)
+                   for k in generated)
+    assert torch.allclose(library, explicit, rtol=1e-5)
+    # PSNR: per image in HW3, averaged by the library; an exact copy is +inf in both
+    target = torch.rand(3, 3, 8, 8)
+    prediction = (target + 0.05 * torch.randn(3, 3, 8, 8)).clamp(0, 1)
+    per_image = hw3["psnr"](prediction, target)
+    assert abs(per_image.mean().item() - metrics.psnr(prediction, target)) < 1e-3
+    assert torch.isinf(hw3["psnr"](target, target)).all() and metrics.psnr(target, target) == float("inf")
+
+
+def test_hw3_measures_its_baselines_in_the_hole_and_says_the_heat_equation_is_no_diffusion_model():
+    text = "\n".join(c.source for c in master_cells("hw3_vision_tasks"))
+    assert "not a diffusion model" in text and "heat" in text
+    baseline = next(c.source for c in master_cells("hw3_vision_tasks") if "mean_fill" in c.source and c.cell_type == "code")
+    assert "metrics.psnr(filled, image, mask=hole)" in baseline and "masked_l1(filled, image, hole)" in baseline
+    assert "psnr(filled, image)" not in baseline.replace("metrics.psnr(filled, image, mask=hole)", "")

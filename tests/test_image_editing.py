@@ -32,6 +32,19 @@ def test_psnr_matches_scikit_image_and_the_closed_form(images):
     assert metrics.psnr(noisy * 255, images * 255, data_range=255) == pytest.approx(expected, rel=1e-9)
 
 
+def test_psnr_of_an_exact_copy_is_infinite_as_in_scikit_image_and_homework_3(images):
+    copy = images.clone()
+    copy[1:] = (copy[1:] + 0.1).clamp(0, 1)
+    with np.errstate(divide="ignore"):
+        assert peak_signal_noise_ratio(images[0].numpy(), copy[0].numpy(), data_range=1.0) == np.inf
+    assert metrics.psnr(copy[0], images[0]) == float("inf")
+    assert metrics.psnr(copy, images) == float("inf")                  # the mean over the images
+    mask = torch.zeros(6, 1, 32, 32)
+    mask[:, :, 8:16, 8:16] = 1
+    assert metrics.psnr(copy[:1], images[:1], mask=mask[:1]) == float("inf")
+    assert np.isfinite(metrics.psnr(copy[1:], images[1:]))
+
+
 def test_psnr_rejects_a_wrong_data_range_and_shapes(images):
     with pytest.raises(ValueError, match=r"data_range = 1.*data_range=255"):
         metrics.psnr(images * 255, images * 255)
