@@ -241,8 +241,7 @@ def _flag(variable: str) -> bool | None:
         return True
     if value in FALSE_SPELLINGS:
         return False
-    raise ValueError(f"{variable} must be one of {', '.join(TRUE_SPELLINGS)} (on) or "
-                     f"{', '.join(FALSE_SPELLINGS[:-1])} (off), got {value!r}")
+    raise ValueError(f"{variable} must be 1 or 0 (or true/false, yes/no, on/off, in any case), got {value!r}")
 
 
 def offline() -> bool:

@@ -95,9 +95,9 @@ def check_image_batch(images, name: str = "images", channels: int | tuple[int, .
     check_tensor(images, name)
     allowed_c = (channels,) if isinstance(channels, int) else channels
     allowed_s = (size,) if isinstance(size, int) else size
-    expected = (f"N x {'|'.join(map(str, allowed_c)) if allowed_c else 'C'} x "
-                f"{'|'.join(map(str, allowed_s)) if allowed_s else 'H'} x "
-                f"{'|'.join(map(str, allowed_s)) if allowed_s else 'W'}")
+    expected = (f"N x {' or '.join(map(str, allowed_c)) if allowed_c else 'C'} x "
+                + (" x ".join([str(allowed_s[0])] * 2) if allowed_s else "H x W")
+                + "".join(f" (or {s} x {s})" for s in (allowed_s or ())[1:]))
     if images.ndim != 4:
         raise ValueError(f"{name} must be a batch of images {expected} in [{low:g}, {high:g}], "
                          f"got shape {tuple(images.shape)}")
@@ -120,7 +120,7 @@ def check_labels(labels, name: str = "labels", n: int | None = None, n_classes: 
     if n_classes is not None and labels.numel():
         low, high = value_range(labels, name)
         if low < 0 or high >= n_classes:
-            raise ValueError(f"{name} must be class indices in [0, {n_classes - 1}], got values in "
+            raise ValueError(f"{name} must lie in [0, {n_classes - 1}] (class indices), got values in "
                              f"[{int(low)}, {int(high)}]")
     return labels.long()
 

@@ -303,7 +303,8 @@ def _guard_weights(state: Mapping[str, object], epoch: int, checkpoint: Path | N
     """Stop a run whose weights hold a NaN or inf even though its losses looked finite (once per epoch)."""
     modules = {name: obj for name, obj in state.items() if isinstance(obj, nn.Module)}
     tensors = {f"{name}.{key}": t for name, module in modules.items()
-               for key, t in module.state_dict().items() if t.is_floating_point() and t.numel()}
+               for key, t in module.state_dict().items()
+               if torch.is_tensor(t) and t.is_floating_point() and t.numel()}
     if not tensors:
         return
     finite = torch.stack([torch.isfinite(t).all() for t in tensors.values()]).tolist()        # one sync

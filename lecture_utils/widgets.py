@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import plotting
-from .checks import check_range
+from .checks import value_range
 
 # --------------------------------------------------------------------------- latent explorer (notebook 02, reused by 04 and 05)
 # The explorers work with any decoder: a function ``decode(z)`` from codes (B x d float tensor) to
@@ -101,8 +101,10 @@ def decode_checked(decode: Callable[[torch.Tensor], torch.Tensor], z: torch.Tens
     images = torch.cat(outputs)
     if images.shape[0] != z.shape[0]:
         raise ValueError(f"decode returned {images.shape[0]} images for {z.shape[0]} codes")
-    check_range(images, "the images decode returned", 0.0, 1.0, tolerance=1e-4,
-                hint="rescale a tanh generator with (x + 1) / 2")
+    low, high = value_range(images, "the images decode returned")      # NaN and inf refused here
+    if low < -1e-4 or high > 1 + 1e-4:
+        raise ValueError(f"decode must return images in [0, 1], got values in [{low:.3g}, {high:.3g}] "
+                         "(rescale a tanh generator with (x + 1) / 2)")
     return images.clamp(0, 1)
 
 

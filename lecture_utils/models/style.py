@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..budget import offline
-from ..checks import check_range
+from ..checks import value_range
 from ..losses import content_loss, gram_matrix, style_loss, total_variation
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -412,7 +412,9 @@ def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: Featur
     if content.shape[0] != 1 or style.shape[0] != 1:
         raise ValueError(f"content and style must be single images, got {content.shape[0]} and {style.shape[0]}")
     for name, image in (("content", content), ("style", style)):
-        check_range(image, name, 0.0, 1.0, tolerance=0.0, hint="divide 8-bit images by 255")
+        low, high = value_range(image, name)                            # NaN and inf refused here
+        if low < 0 or high > 1:
+            raise ValueError(f"{name} must have values in [0, 1], got [{low:.3g}, {high:.3g}]")
     if optimizer not in ("lbfgs", "adam"):
         raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
     if init not in ("content", "noise"):
