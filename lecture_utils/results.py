@@ -21,6 +21,7 @@ import torch
 
 from . import __version__
 from .budget import Budget, get_budget, get_device, presenting, seed_everything, use_pretrained
+from .checks import check_label_shape
 from .data import sources_used
 from .paths import atomic_write, build_dir
 
@@ -146,8 +147,7 @@ class Session:
         pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         arrays = {"images": pixels}
         if labels is not None:
-            if labels.shape[0] != images.shape[0]:
-                raise ValueError(f"labels must have {images.shape[0]} entries, got {labels.shape[0]}")
+            check_label_shape(labels, "labels", images.shape[0])
             arrays["labels"] = labels.detach().cpu().numpy().astype(np.int64)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
