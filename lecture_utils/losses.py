@@ -10,6 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .checks import check_range
+
 # --------------------------------------------------------------------------- VAE losses (notebook 02)
 # Conventions: every function returns one number per example (a tensor of shape N), in nats,
 # summed over the pixels and latent dimensions; average over the batch yourself.  This is the
@@ -94,6 +96,7 @@ def negative_elbo(x: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logva
     of q(z|x) and the KL in closed form.  With beta = 1 this is exactly the loss pytorch/examples'
     VAE reports (binary cross-entropy summed over pixels plus the KL), so the numbers compare.
     """
+    check_range(x, "x", 0.0, 1.0, hint="grey levels in [0, 1]: divide 8-bit images by 255")
     return bernoulli_nll(x, logits) + beta * gaussian_kl(mu, logvar)
 
 

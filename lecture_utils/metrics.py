@@ -1,16 +1,24 @@
-"""Metrics: distances to the training set, and (with the issue on the VAE) sample quality.
+"""Metrics: distances to the training set, sample quality with a domain classifier, PSNR/SSIM and sharpness.
 
 All functions take images as float tensors N x C x H x W in [0, 1].
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
+
+from .checks import check_finite, check_image_batch, check_labels, check_not_empty, check_range, check_tensor
 
 
 def reconstruction_mse(original: torch.Tensor, reconstruction: torch.Tensor) -> float:
     """Mean squared error per pixel between two batches of the same shape."""
+    check_tensor(original, "original"), check_tensor(reconstruction, "reconstruction")
     if original.shape != reconstruction.shape:
         raise ValueError(f"shapes differ: original {tuple(original.shape)}, reconstruction {tuple(reconstruction.shape)}")
+    check_finite(check_not_empty(original, "original"), "original")
+    check_finite(check_not_empty(reconstruction, "reconstruction"), "reconstruction")
     return float(((original.float() - reconstruction.float()) ** 2).mean())
 
 
@@ -20,16 +28,22 @@ def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, chunk: in
 
     Distances are root-mean-square over pixels (so they lie in [0, 1] for images in [0, 1]).
     """
+    check_tensor(queries, "queries"), check_tensor(reference, "reference")
     if queries.shape[1:] != reference.shape[1:]:
         raise ValueError(f"queries {tuple(queries.shape[1:])} and reference {tuple(reference.shape[1:])} "
                          "must have the same image shape")
+    check_finite(check_not_empty(queries, "queries"), "queries")
+    check_finite(check_not_empty(reference, "reference"), "reference")
     q = queries.reshape(queries.shape[0], -1).float()
     r = reference.reshape(reference.shape[0], -1).float()
     best = torch.empty(q.shape[0])
     index = torch.empty(q.shape[0], dtype=torch.long)
     for i in range(0, q.shape[0], chunk):
         d = torch.cdist(q[i:i + chunk], r)
-        value, idx = d.min(dim=1)
+        idx = d.min(dim=1).indices
+        # cdist's matrix-product form loses the small distances (a near-copy reads 2e-4, not 0):
+        # the distance to the chosen neighbour is computed again directly
+        value = (q[i:i + chunk] - r[idx]).norm(dim=1)
         best[i:i + chunk], index[i:i + chunk] = value.cpu(), idx.cpu()
     return best / q.shape[1] ** 0.5, index
 
@@ -59,15 +73,9 @@ def load_classifier():
 
 @torch.no_grad()
 def _features_and_probs(images: torch.Tensor, batch_size: int = 1000):
+    check_image_batch(images, "images", channels=1, size=(28, 32), tolerance=1e-3,
+                      hint="map a tanh output with (x + 1) / 2; divide 8-bit images by 255")
     model = load_classifier()
-    if not torch.is_tensor(images) or images.ndim != 4:
-        raise ValueError(f"images must be a tensor N x 1 x 28 x 28 (or 32 x 32) in [0, 1], got {getattr(images, 'shape', type(images))}")
-    if images.shape[0] == 0:
-        raise ValueError("images is empty")
-    low, high = float(images.min()), float(images.max())
-    if low < -1e-3 or high > 1 + 1e-3:
-        raise ValueError(f"images must lie in [0, 1], got values in [{low:.3f}, {high:.3f}] "
-                         "(map a tanh output with (x + 1) / 2)")
     feats, probs = [], []
     for i in range(0, images.shape[0], batch_size):
         x = images[i:i + batch_size].detach().float().cpu()
@@ -97,10 +105,12 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     The trace of the matrix square root is computed as the sum of square roots of the eigenvalues of
     ``S_a^{1/2} S_b S_a^{1/2}`` (symmetric, so ``eigh`` is stable).
     """
+    check_tensor(features_a, "features_a"), check_tensor(features_b, "features_b")
     if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
         raise ValueError(f"features must be N x d with the same d, got {tuple(features_a.shape)} and {tuple(features_b.shape)}")
     if min(features_a.shape[0], features_b.shape[0]) < 2:
         raise ValueError("each feature set needs at least 2 rows")
+    check_finite(features_a, "features_a"), check_finite(features_b, "features_b")
     a, b = features_a.double(), features_b.double()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
@@ -147,8 +157,8 @@ def sample_quality(images: torch.Tensor, reference: torch.Tensor | None = None) 
 
 def conditional_accuracy(images: torch.Tensor, requested: torch.Tensor) -> float:
     """Share of class-conditional samples that the classifier assigns to the requested class."""
-    if requested.shape[0] != images.shape[0]:
-        raise ValueError(f"requested must have {images.shape[0]} labels, got {requested.shape[0]}")
+    check_tensor(images, "images")
+    requested = check_labels(requested, "requested", n=images.shape[0] if images.ndim else None, n_classes=10)
     labels, _ = classify(images)
     return float((labels == requested.cpu()).float().mean())
 
@@ -160,6 +170,8 @@ def conditional_accuracy(images: torch.Tensor, requested: torch.Tensor) -> float
 # variants score only the pixels that were missing (mask = 1), where the model had to invent content.
 def _check_pair(prediction: torch.Tensor, target: torch.Tensor, data_range: float):
     prediction, target = torch.as_tensor(prediction), torch.as_tensor(target)
+    if not (isinstance(data_range, numbers.Real) and math.isfinite(data_range) and data_range > 0):
+        raise ValueError(f"data_range must be a positive number (1.0 for images in [0, 1]), got {data_range!r}")
     if prediction.shape != target.shape:
         raise ValueError(f"prediction and target must have the same shape, got {tuple(prediction.shape)} "
                          f"and {tuple(target.shape)}")
@@ -167,13 +179,9 @@ def _check_pair(prediction: torch.Tensor, target: torch.Tensor, data_range: floa
         prediction, target = prediction[None], target[None]
     if prediction.ndim != 4:
         raise ValueError(f"images must be C x H x W or N x C x H x W, got shape {tuple(prediction.shape)}")
-    if not data_range > 0:
-        raise ValueError(f"data_range must be positive (1.0 for images in [0, 1]), got {data_range!r}")
     for name, images in (("prediction", prediction), ("target", target)):
-        low, high = float(images.min()), float(images.max())
-        if low < -1e-6 or high > data_range * (1 + 1e-6):
-            raise ValueError(f"{name} must lie in [0, data_range = {data_range:g}], got values in "
-                             f"[{low:.4g}, {high:.4g}] (pass data_range=255 for 8-bit images; clamp model outputs)")
+        check_range(images, name, 0.0, data_range, tolerance=1e-6 * data_range,
+                    hint=f"data_range = {data_range:g}; pass data_range=255 for 8-bit images; clamp model outputs")
     return prediction.detach().double().cpu(), target.detach().double().cpu()
 
 

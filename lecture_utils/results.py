@@ -6,9 +6,12 @@ repository root, wherever the notebook runs from, so that tests and the course s
 """
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +21,9 @@ import torch
 
 from . import __version__
 from .budget import Budget, get_budget, get_device, presenting, seed_everything, use_pretrained
+from .checks import check_label_shape
 from .data import sources_used
-from .paths import build_dir
+from .paths import atomic_write, build_dir
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -36,13 +40,14 @@ def require(minimum_version: str) -> None:
 
 
 def _jsonable(value):
+    """``value`` as JSON: tensors and arrays become (lists of) numbers, NaN and inf become null."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
-        return value.item() if value.numel() == 1 else value.tolist()
+        return _jsonable(value.item() if value.numel() == 1 else value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return _jsonable(value.item())
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _jsonable(value.tolist())
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -74,14 +79,24 @@ class Session:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
+    def __post_init__(self):
+        _check_stem(self.stem)
+
     def results_path(self) -> Path:
         return build_dir("results") / f"{self.stem}.json"
 
     def write_results(self, **metrics) -> dict:
-        """Write the headline numbers to ``build/results/<stem>.json`` and return them.
+        """Write the headline numbers to ``build/results/<stem>.json`` (atomically) and return them.
 
-        Always included: ``budget``, ``device``, ``data_source``, ``wall_time_s``.
+        Always included: ``budget``, ``device``, ``data_source``, ``wall_time_s`` and the other fields of
+        :data:`RECORD_FIELDS`, which a metric may not reuse.  Tensors and arrays become numbers or lists;
+        a NaN or infinite value is written as ``null`` (JSON has no NaN; the notebook's own asserts are where
+        a NaN must fail), so the file is always valid JSON.
         """
+        clashes = sorted(set(metrics) & set(RECORD_FIELDS))
+        if clashes:
+            raise ValueError(f"metric names {clashes} are fields every results record has ({', '.join(RECORD_FIELDS)}); "
+                             "give the metrics other names")
         record = {
             "notebook": self.stem,
             "budget": self.budget.name,
@@ -95,10 +110,7 @@ class Session:
             "python": platform.python_version(),
             **{k: _jsonable(v) for k, v in metrics.items()},
         }
-        path = self.results_path()
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-        tmp.replace(path)
+        atomic_write(self.results_path(), json.dumps(record, indent=2, sort_keys=False, allow_nan=False) + "\n")
         return record
 
     def pretrained_or_train(self, name: str, build, train, pretrained: bool | None = None):
@@ -135,19 +147,53 @@ class Session:
         pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         arrays = {"images": pixels}
         if labels is not None:
-            if labels.shape[0] != images.shape[0]:
-                raise ValueError(f"labels must have {images.shape[0]} entries, got {labels.shape[0]}")
+            check_label_shape(labels, "labels", images.shape[0])
             arrays["labels"] = labels.detach().cpu().numpy().astype(np.int64)
-        path = build_dir("results") / f"{self.stem}_samples.npz"
-        np.savez_compressed(path, **arrays)
-        return path
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return atomic_write(build_dir("results") / f"{self.stem}_samples.npz", buffer.getvalue())
+
+
+RECORD_FIELDS = ("notebook", "budget", "device", "data_source", "wall_time_s", "pretrained", "presenter_mode",
+                 "lecture_utils", "torch", "python")
+
+
+def _check_stem(stem: str) -> str:
+    # the stem names the results file: it must stay a plain name inside build/results/
+    if (not isinstance(stem, str) or not stem.strip() or stem in (".", "..") or "/" in stem or "\\" in stem
+            or os.sep in stem or (os.altsep and os.altsep in stem) or "\0" in stem):
+        raise ValueError(f"stem must be a notebook name without path separators (e.g. '01_autoencoders'), "
+                         f"got {stem!r}")
+    return stem
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise RuntimeError(f"the results folder {str(folder)!r} is not writable ({error.strerror}); the notebook "
+                           "could not save its results at the end. Make it writable, or set LECTURE_UTILS_ROOT "
+                           "to a writable copy of the course") from error
 
 
 def start(stem: str, min_version: str = "0.1.0", seed: int = 0) -> Session:
-    """Begin a notebook: check the library version, seed everything, print budget and device."""
+    """Begin a notebook: check the library version, seed everything, print budget and device.
+
+    The environment variables and the results folder are checked here, before any work, so that a typo
+    or an unwritable ``build/`` stops the notebook in its first cell rather than after its training runs.
+    """
     require(min_version)
+    _check_stem(stem)
     budget = get_budget()
     device = get_device()
+    try:
+        results = build_dir("results")
+    except OSError as error:
+        raise RuntimeError(f"cannot create the results folder under {str(error.filename)!r} "
+                           f"({error.strerror}); set LECTURE_UTILS_ROOT to a writable copy of the course") from error
+    _check_writable(results)
     seed_everything(seed)
     present, pretrained = presenting(), use_pretrained()
     if present:

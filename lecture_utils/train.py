@@ -31,10 +31,11 @@ import torch
 from torch import nn
 
 from .budget import get_budget
+from .checks import check_finite, check_image_batch
 
 
 class DivergenceError(RuntimeError):
-    """A loss became NaN or infinite."""
+    """A loss became NaN or infinite or grew by orders of magnitude, or the weights stopped being finite."""
 
 
 class CheckpointError(RuntimeError):
@@ -50,9 +51,42 @@ def autocast(device: torch.device | str):
 
 
 # --------------------------------------------------------------------------- checkpoints
+def _nonfinite_entries(state, prefix: str = "") -> list[str]:
+    """Names of the floating-point tensors in a (nested) state that hold a NaN or an inf."""
+    tensors, names = [], []
+
+    def walk(value, name):
+        if torch.is_tensor(value):
+            if value.is_floating_point() and value.numel():
+                tensors.append(value.detach())
+                names.append(name)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, f"{name}[{key!r}]")
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{name}[{i}]")
+
+    walk(state, prefix)
+    if not tensors:
+        return []
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors]).tolist()      # one sync for all
+    return [name for name, ok in zip(names, finite) if not ok]
+
+
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file."""
+    """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file.
+
+    A state with a NaN or inf in any floating-point tensor (weights, optimiser moments) is refused with
+    :class:`DivergenceError` and nothing is written, so the file at ``path`` stays the last good checkpoint.
+    """
     path = Path(path)
+    bad = _nonfinite_entries(state, "state")
+    if bad:
+        kept = (f"{str(path)!r} still holds the last good checkpoint" if path.exists()
+                else "no checkpoint was written")
+        raise DivergenceError(f"refusing to write a checkpoint with NaN or infinite values in "
+                              f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; {kept}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
@@ -93,9 +127,10 @@ def load_into(objects: Mapping[str, object], state: Mapping[str, dict], path: st
         try:
             obj.load_state_dict(state[name])
         except (RuntimeError, KeyError, ValueError) as error:
+            # the whole message: a shape mismatch lists every mismatched tensor on its own line
             raise CheckpointError(
-                f"checkpoint {str(path)!r} does not match {name!r} ({str(error).splitlines()[0]}); "
-                "it was written for another model: delete it and train again"
+                f"checkpoint {str(path)!r} does not match {name!r}; it was written for another model: delete "
+                f"it and train again.\n{type(error).__name__}: {error}"
             ) from error
 
 
@@ -132,6 +167,17 @@ def _batch_size(batch) -> int:
 
 
 # --------------------------------------------------------------------------- the core loop
+RESUME_FIELDS = ("state", "rng", "history", "epoch")   # what fit() writes and needs to continue a run
+
+# A loss whose magnitude exceeds EXPLOSION_FACTOR times its reference has diverged even while finite: four
+# orders of magnitude is far beyond what learning does to a loss, and what a too-large learning rate does
+# within a few steps.  The reference is the larger of the loss's first-step magnitude and EXPLOSION_FLOOR,
+# so that quantities that start near 0 (a KL term, an R1 penalty, a gradient norm) do not trip it by
+# merely starting to move.
+EXPLOSION_FACTOR = 1e4
+EXPLOSION_FLOOR = 1.0
+
+
 def fit(step: Callable[[object], Mapping[str, torch.Tensor]], batches: Iterable, epochs: int, *,
         state: Mapping[str, object] | None = None, checkpoint: str | Path | None = None,
         resume: bool = False, progress: bool | None = None, guard_every: int = 50,
@@ -161,6 +207,11 @@ def fit(step: Callable[[object], Mapping[str, torch.Tensor]], batches: Iterable,
 
     if resume and checkpoint is not None and checkpoint.exists():
         saved = load_checkpoint(checkpoint)
+        missing = [key for key in RESUME_FIELDS if key not in saved]
+        if missing:
+            raise CheckpointError(f"checkpoint {str(checkpoint)!r} cannot resume a run: it has no "
+                                  f"{', '.join(missing)} (it holds {sorted(saved)}); it was not written by fit(): "
+                                  "delete it or pass resume=False")
         load_into(state, saved.get("state", {}), checkpoint)
         if hasattr(batches, "load_state_dict") and "batches" in saved:
             batches.load_state_dict(saved["batches"])
@@ -169,6 +220,13 @@ def fit(step: Callable[[object], Mapping[str, torch.Tensor]], batches: Iterable,
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         history.records = list(saved["history"])
         start_epoch = saved_epoch = int(saved["epoch"])
+
+    # Data resident in a BatchIterator are read once here, so that a NaN in the data is reported as such
+    # instead of as a diverged loss epochs later (other iterables are checked by the train_* functions).
+    data_checked = hasattr(batches, "tensors")
+    for i, tensor in enumerate(getattr(batches, "tensors", ())):
+        check_finite(tensor, f"training data (tensor {i} of the batches)")
+    reference: dict[str, float] | None = None
 
     if progress is None:
         progress = get_budget().progress
@@ -186,9 +244,12 @@ def fit(step: Callable[[object], Mapping[str, torch.Tensor]], batches: Iterable,
                 sums[name] = sums[name] + value if name in sums else value.clone()
             steps += 1
             images += _batch_size(batch)
+            if reference is None:       # one sync per run: the scale each loss starts at
+                reference = {k: max(abs(v.item()), EXPLOSION_FLOOR) for k, v in sums.items()}
             if steps % guard_every == 0:
-                _guard(sums, epoch, steps, checkpoint, saved_epoch)
-        _guard(sums, epoch, steps, checkpoint, saved_epoch)
+                _guard(sums, epoch, steps, checkpoint, saved_epoch, reference, data_checked)
+        _guard(sums, epoch, steps, checkpoint, saved_epoch, reference, data_checked)
+        _guard_weights(state, epoch, checkpoint, saved_epoch)
         if sums and next(iter(sums.values())).is_cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -212,19 +273,47 @@ def fit(step: Callable[[object], Mapping[str, torch.Tensor]], batches: Iterable,
     return history
 
 
-def _guard(sums: dict, epoch: int, steps: int, checkpoint: Path | None, saved_epoch: int | None) -> None:
+def _last_good(checkpoint: Path | None, saved_epoch: int | None) -> str:
+    if saved_epoch is not None:
+        return f"the last good checkpoint is {str(checkpoint)!r} (epoch {saved_epoch})"
+    return "no checkpoint was written yet (pass checkpoint=... to keep one)"
+
+
+def _guard(sums: dict, epoch: int, steps: int, checkpoint: Path | None, saved_epoch: int | None,
+           reference: dict | None = None, data_checked: bool = False) -> None:
+    """Stop a run whose losses became NaN/inf or grew EXPLOSION_FACTOR times past where they started."""
     if not sums:
         return
-    values = torch.stack([v.reshape(()) for v in sums.values()])
-    if bool(torch.isfinite(values).all()):
+    means = (torch.stack([v.reshape(()) for v in sums.values()]) / max(steps, 1)).tolist()   # one sync
+    bad = [name for name, v in zip(sums, means) if not math.isfinite(v)]
+    grown = [name for name, v in zip(sums, means) if name not in bad and reference is not None
+             and name in reference and abs(v) > EXPLOSION_FACTOR * reference[name]]
+    if not bad and not grown:
         return
-    bad = [name for name, v in sums.items() if not math.isfinite(v.item())]
-    where = (f"the last good checkpoint is {str(checkpoint)!r} (epoch {saved_epoch})"
-             if saved_epoch is not None else "no checkpoint was written yet (pass checkpoint=... to keep one)")
-    raise DivergenceError(
-        f"training diverged: loss {', '.join(repr(b) for b in bad)} became NaN or infinite in epoch "
-        f"{epoch + 1} by step {steps}; {where}. Try a smaller learning rate."
-    )
+    what = (f"loss {', '.join(repr(b) for b in bad)} became NaN or infinite" if bad else
+            "loss " + ", ".join(f"{name!r} grew from about {reference[name]:.3g} to {means[list(sums).index(name)]:.3g} "
+                                f"(more than {EXPLOSION_FACTOR:g} times)" for name in grown))
+    cause = ("the training data were checked and are finite, so the model diverged: try a smaller learning rate"
+             if data_checked else "check the training data for NaN/inf values, else try a smaller learning rate")
+    raise DivergenceError(f"training diverged: {what} in epoch {epoch + 1} by step {steps}; "
+                          f"{_last_good(checkpoint, saved_epoch)}. {cause}.")
+
+
+def _guard_weights(state: Mapping[str, object], epoch: int, checkpoint: Path | None, saved_epoch: int | None) -> None:
+    """Stop a run whose weights hold a NaN or inf even though its losses looked finite (once per epoch)."""
+    modules = {name: obj for name, obj in state.items() if isinstance(obj, nn.Module)}
+    tensors = {f"{name}.{key}": t for name, module in modules.items()
+               for key, t in module.state_dict().items()
+               if torch.is_tensor(t) and t.is_floating_point() and t.numel()}
+    if not tensors:
+        return
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors.values()]).tolist()        # one sync
+    if all(finite):
+        return
+    bad = [name for name, ok in zip(tensors, finite) if not ok]
+    raise DivergenceError(f"training diverged: the weights {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} "
+                          f"hold NaN or infinite values after epoch {epoch + 1} although the losses are finite; "
+                          f"{_last_good(checkpoint, saved_epoch)}. Try a smaller learning rate.")
 
 
 def adam(parameters, lr: float = 1e-3, **kwargs) -> torch.optim.Adam:
@@ -264,6 +353,7 @@ def train_autoencoder(model: nn.Module, images: torch.Tensor, epochs: int, batch
     """
     from .data import BatchIterator
 
+    _check_unit_images(images)
     model.to(device)
     optimizer = adam(model.parameters(), lr=lr)
     batches = BatchIterator(images, batch_size=batch_size, seed=seed, device=device)
@@ -326,11 +416,7 @@ def vae_step(model: nn.Module, optimizer: torch.optim.Optimizer, beta: float = 1
 
 
 def _check_unit_images(images: torch.Tensor, name: str = "images") -> None:
-    if images.ndim != 4:
-        raise ValueError(f"{name} must be N x C x H x W, got shape {tuple(images.shape)}")
-    low, high = float(images.min()), float(images.max())
-    if low < 0 or high > 1:
-        raise ValueError(f"{name} must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
+    check_image_batch(images, name, hint="divide 8-bit images by 255")
 
 
 def scheduled_epoch_end(optimizer: torch.optim.Optimizer, schedulers=(),

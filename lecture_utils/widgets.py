@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import plotting
+from .checks import value_range
 
 # --------------------------------------------------------------------------- latent explorer (notebook 02, reused by 04 and 05)
 # The explorers work with any decoder: a function ``decode(z)`` from codes (B x d float tensor) to
@@ -100,7 +101,7 @@ def decode_checked(decode: Callable[[torch.Tensor], torch.Tensor], z: torch.Tens
     images = torch.cat(outputs)
     if images.shape[0] != z.shape[0]:
         raise ValueError(f"decode returned {images.shape[0]} images for {z.shape[0]} codes")
-    low, high = float(images.min()), float(images.max())
+    low, high = value_range(images, "the images decode returned")      # NaN and inf refused here
     if low < -1e-4 or high > 1 + 1e-4:
         raise ValueError(f"decode must return images in [0, 1], got values in [{low:.3g}, {high:.3g}] "
                          "(rescale a tanh generator with (x + 1) / 2)")

@@ -35,8 +35,8 @@ def test_projection_discriminator_is_psi_plus_inner_product():
 
 def test_conditional_models_reject_bad_input():
     g, d = ConditionalGenerator(latent_dim=8, features=8), ProjectionDiscriminator(features=8)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):
-        g(torch.randn(2, 8), torch.tensor([0, 10]))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):   # where labels enter; forward
+        sample_conditional(g, torch.tensor([0, 10]))                    # checks shape and dtype only
     with pytest.raises(ValueError, match="integers"):
         g(torch.randn(2, 8), torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="1-D tensor of 2 class indices"):

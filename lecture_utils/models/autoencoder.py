@@ -9,10 +9,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_input_dtype
 
-def _check_images(x: torch.Tensor, shape=(1, 28, 28)) -> None:
+
+def _check_images(x: torch.Tensor, shape=(1, 28, 28), module: nn.Module | None = None) -> None:
     if x.ndim != 4 or tuple(x.shape[1:]) != shape:
         raise ValueError(f"images must be N x {' x '.join(map(str, shape))}, got shape {tuple(x.shape)}")
+    if module is not None:
+        check_input_dtype(x, "x", module)
 
 
 class PCA(nn.Module):
@@ -70,7 +74,7 @@ class MLPAutoencoder(nn.Module):
         self.decoder = nn.Sequential(*layers)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x)
+        _check_images(x, module=self)
         return self.encoder(x)
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from .. import checks
+
 IMAGE_SIZES = (28, 32)
 
 
@@ -36,23 +38,25 @@ def _check_image_size(image_size: int) -> int:
 
 
 def check_labels(labels: torch.Tensor, n: int, n_classes: int) -> torch.Tensor:
-    """Labels as an int64 tensor of ``n`` values in [0, n_classes); anything else raises ValueError."""
-    if not torch.is_tensor(labels) or labels.ndim != 1 or labels.shape[0] != n:
-        shape = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
-        raise ValueError(f"labels must be a 1-D tensor of {n} class indices (one per image), got {shape}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be integers (int64), got dtype {labels.dtype}")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-        raise ValueError(f"labels must lie in [0, {n_classes - 1}], got values in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
-    return labels.long()
+    """Labels as an int64 tensor of ``n`` values in [0, n_classes); anything else raises ValueError.
+
+    Reads the values (a device sync): for where labels enter (training runs, sampling), not for ``forward``.
+    """
+    return checks.check_labels(labels, "labels", n=n, n_classes=n_classes)
 
 
-def _check_images(x: torch.Tensor, channels: int, image_size: int) -> None:
+def _label_shape(labels: torch.Tensor, n: int) -> torch.Tensor:
+    # shape and dtype only: no device sync in a training step (values are checked where labels enter)
+    return checks.check_label_shape(labels, "labels", n).long()
+
+
+def _check_images(x: torch.Tensor, channels: int, image_size: int, module: nn.Module | None = None) -> None:
     expected = (channels, image_size, image_size)
     if not torch.is_tensor(x) or x.ndim != 4 or tuple(x.shape[1:]) != expected:
         shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
         raise ValueError(f"images must be N x {' x '.join(map(str, expected))}, got shape {shape}")
+    if module is not None:
+        checks.check_input_dtype(x, "x", module)
 
 
 class ConditionalGenerator(nn.Module):
@@ -96,7 +100,7 @@ class ConditionalGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(z) or z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be N x {self.latent_dim}, got shape {tuple(getattr(z, 'shape', ()))}")
-        labels = check_labels(labels, z.shape[0], self.n_classes)
+        labels = _label_shape(labels, z.shape[0])
         h = torch.cat([z, self.embed(labels)], dim=1)                            # N x (latent + embedding)
         return self.convolutions(self.project(h))
 
@@ -138,8 +142,8 @@ class ProjectionDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor, return_class_logits: bool = False):
         """Logits N (real/fake, for class ``labels``); with ``return_class_logits`` also N x n_classes."""
-        _check_images(x, self.channels, self.image_size)
-        labels = check_labels(labels, x.shape[0], self.n_classes)
+        _check_images(x, self.channels, self.image_size, self)
+        labels = _label_shape(labels, x.shape[0])
         h = self.phi(x)                                                         # N x hidden
         logit = self.psi(h).squeeze(1)                                          # N
         if self.projection:
@@ -180,8 +184,8 @@ class ConditionalVAE(nn.Module):
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor):
         """(mean, log-variance) of q(z | x, y), each N x latent_dim."""
-        _check_images(x, self.channels, self.image_size)
-        labels = check_labels(labels, x.shape[0], self.n_classes)
+        _check_images(x, self.channels, self.image_size, self)
+        labels = _label_shape(labels, x.shape[0])
         one_hot = F.one_hot(labels, self.n_classes).to(x.dtype)[:, :, None, None]
         h = self.encoder(torch.cat([x, one_hot.expand(-1, -1, *x.shape[2:])], dim=1))
         mu, logvar = h.chunk(2, dim=1)
@@ -191,7 +195,7 @@ class ConditionalVAE(nn.Module):
         """Bernoulli logits of p(x | z, y), N x channels x s x s."""
         if not torch.is_tensor(z) or z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be N x {self.latent_dim}, got shape {tuple(getattr(z, 'shape', ()))}")
-        labels = check_labels(labels, z.shape[0], self.n_classes)
+        labels = _label_shape(labels, z.shape[0])
         return self.decoder(torch.cat([z, F.one_hot(labels, self.n_classes).to(z.dtype)], dim=1))
 
     def decode_images(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

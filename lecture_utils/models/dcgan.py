@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from ..checks import check_input_dtype
+
 
 START = 4  # side of the projected feature maps (the paper's 4 x 4)
 
@@ -82,6 +84,7 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be N x {self.latent_dim}, got shape {tuple(z.shape)}")
+        check_input_dtype(z, "z", self)
         return self.convolutions(self.project(z))
 
 
@@ -121,4 +124,5 @@ class DCGANDiscriminator(nn.Module):
         expected = (self.channels, self.image_size, self.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"images must be N x {' x '.join(map(str, expected))}, got shape {tuple(x.shape)}")
+        check_input_dtype(x, "x", self)
         return self.net(x)

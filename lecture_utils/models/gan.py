@@ -15,6 +15,8 @@ import math
 import torch
 from torch import nn
 
+from ..checks import check_input_dtype
+
 OUTPUTS = ("tanh", "linear")
 
 
@@ -56,6 +58,7 @@ class MLPGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be N x {self.latent_dim}, got shape {tuple(z.shape)}")
+        check_input_dtype(z, "z", self)
         return self.net(z)
 
 
@@ -88,4 +91,5 @@ class MLPDiscriminator(nn.Module):
             raise ValueError(f"samples must be N x {' x '.join(map(str, self.sample_shape))}, got shape {tuple(x.shape)}")
         if x.shape[0] % self.pack:
             raise ValueError(f"the batch size {x.shape[0]} must be divisible by pack={self.pack}")
+        check_input_dtype(x, "x", self)
         return self.net(x.reshape(x.shape[0] // self.pack, -1)).squeeze(1)           # N/pack logits

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_input_dtype
+
 NORMS = ("batch", "instance", "none")
 KERNEL = 4
 
@@ -89,6 +91,7 @@ class PatchDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"images must be N x {self.in_channels} x H x W, got shape {tuple(x.shape)}")
+        check_input_dtype(x, "x", self)
         if min(x.shape[2:]) < 2 ** self.n_layers * 3:
             raise ValueError(f"images of {x.shape[2]} x {x.shape[3]} are too small for {self.n_layers} stride-2 "
                              f"layers; use at least {2 ** self.n_layers * 3} pixels a side")

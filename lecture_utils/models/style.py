@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..budget import offline
+from ..checks import value_range
 from ..losses import content_loss, gram_matrix, style_loss, total_variation
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -264,7 +266,7 @@ def vgg19_cache_file() -> Path:
 
 
 def _offline() -> bool:
-    return os.environ.get("LECTURE_UTILS_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+    return offline()
 
 
 def load_vgg19_state_dict(download: bool = True, progress: bool = True) -> tuple[dict | None, str]:
@@ -410,8 +412,9 @@ def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: Featur
     if content.shape[0] != 1 or style.shape[0] != 1:
         raise ValueError(f"content and style must be single images, got {content.shape[0]} and {style.shape[0]}")
     for name, image in (("content", content), ("style", style)):
-        if float(image.min()) < 0 or float(image.max()) > 1:
-            raise ValueError(f"{name} must have values in [0, 1], got [{float(image.min()):.3g}, {float(image.max()):.3g}]")
+        low, high = value_range(image, name)                            # NaN and inf refused here
+        if low < 0 or high > 1:
+            raise ValueError(f"{name} must have values in [0, 1], got [{low:.3g}, {high:.3g}]")
     if optimizer not in ("lbfgs", "adam"):
         raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {optimizer!r}")
     if init not in ("content", "noise"):

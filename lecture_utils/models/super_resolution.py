@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_input_dtype
+
 SCALES = (2, 3, 4)
 MIN_INPUT_SIZE = 4  # pixels a side: smaller inputs are nearly all border for the 3 x 3 convolutions
 
@@ -84,6 +86,7 @@ class SuperResolutionNet(nn.Module):
         if min(x.shape[2:]) < MIN_INPUT_SIZE:
             raise ValueError(f"low-resolution images must be at least {MIN_INPUT_SIZE} x {MIN_INPUT_SIZE} pixels, "
                              f"got {x.shape[2]} x {x.shape[3]}")
+        check_input_dtype(x, "x", self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -291,8 +291,12 @@ def generate(model: TextToImageVAE, tokenizer: Tokenizer, captions: str | Sequen
     """
     captions = [captions] if isinstance(captions, str) else list(captions)
     ids = tokenizer.encode(captions).repeat_interleave(samples_per_caption, dim=0)
+    was_training = model.training
     model.eval()
-    return model.sample(ids, generator=torch.Generator().manual_seed(seed)).cpu()
+    try:
+        return model.sample(ids, generator=torch.Generator().manual_seed(seed)).cpu()
+    finally:
+        model.train(was_training)      # the caller's mode: generating mid-training must not freeze dropout
 
 
 # --------------------------------------------------------------------------- attribute classifier

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_input_dtype
+
 NORMS = ("batch", "instance", "none")
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, None: nn.Identity}
 
@@ -84,6 +86,7 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"images must be N x {self.in_channels} x H x W, got shape {tuple(x.shape)}")
+        check_input_dtype(x, "x", self)
         step = 2 ** self.depth
         if x.shape[2] % step or x.shape[3] % step:
             raise ValueError(f"height and width must be divisible by 2**depth = {step} (depth={self.depth}), "

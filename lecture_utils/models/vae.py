@@ -49,7 +49,7 @@ class VAE(nn.Module):
     # ---------------------------------------------------------------- the encoder q(z|x)
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x): mean and log-variance, each N x latent_size, for images N x 1 x 28 x 28 in [0, 1]."""
-        _check_images(x)
+        _check_images(x, module=self)
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar
 
