@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,9 +98,14 @@ class Session:
             **{k: _jsonable(v) for k, v in metrics.items()},
         }
         path = self.results_path()
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=False) + "\n")
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(record, indent=2, sort_keys=False) + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return record
 
     def pretrained_or_train(self, name: str, build, train, pretrained: bool | None = None):
@@ -125,22 +132,45 @@ class Session:
             train(model)
         return model.to(self.device).eval()
 
-    def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Path:
-        """Save generated samples to ``build/results/<stem>_samples.npz``.
+    def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                     captions: list[str] | None = None) -> Path:
+        """:func:`save_samples` under this notebook's stem."""
+        return save_samples(self.stem, images, labels=labels, captions=captions)
 
-        ``images``: N x C x H x W floats in [0, 1] (stored as uint8); ``labels``: N ints or None.
-        """
-        if images.ndim != 4:
-            raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
-        pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        arrays = {"images": pixels}
-        if labels is not None:
-            if labels.shape[0] != images.shape[0]:
-                raise ValueError(f"labels must have {images.shape[0]} entries, got {labels.shape[0]}")
-            arrays["labels"] = labels.detach().cpu().numpy().astype(np.int64)
-        path = build_dir("results") / f"{self.stem}_samples.npz"
-        np.savez_compressed(path, **arrays)
-        return path
+
+def save_samples(stem: str, images: torch.Tensor, labels: torch.Tensor | None = None,
+                 captions: list[str] | None = None) -> Path:
+    """Save generated samples to ``build/results/<stem>_samples.npz``, so anyone can score them.
+
+    ``images``: N x C x H x W floats in [0, 1], stored as uint8 (``images``); ``labels``: N ints (the
+    requested classes of a conditional model) or None; ``captions``: N strings (a text-conditional
+    model's prompts) or None.  The file is written atomically: a unique temporary file, then
+    ``os.replace``, so a reader never sees half a file and concurrent writers do not mix.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be an N x C x H x W tensor, got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    n = images.shape[0]
+    pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    arrays = {"images": pixels}
+    if labels is not None:
+        if labels.ndim != 1 or labels.shape[0] != n:
+            raise ValueError(f"labels must have {n} entries (one per image), got shape {tuple(labels.shape)}")
+        arrays["labels"] = labels.detach().cpu().numpy().astype(np.int64)
+    if captions is not None:
+        if len(captions) != n or not all(isinstance(c, str) for c in captions):
+            raise ValueError(f"captions must be {n} strings (one per image), got {len(captions)} items")
+        arrays["captions"] = np.array(captions, dtype=np.str_)
+    path = build_dir("results") / f"{stem}_samples.npz"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def start(stem: str, min_version: str = "0.1.0", seed: int = 0) -> Session:
