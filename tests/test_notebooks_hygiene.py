@@ -78,3 +78,21 @@ def test_notebooks_read_as_lectures_not_logs():
 def test_word_limit_counts_what_it_should():
     assert markdown_words({"source": ["one two\n", "three $x$"]}) == 4
     assert markdown_words({"source": "a " * 351}) > MAX_WORDS_PER_MARKDOWN_CELL
+
+
+SOLUTIONS = NOTEBOOKS.parent / "solutions"
+SOLUTIONS_MARKER = "<!-- EXERCISE SOLUTIONS: instructors only; not part of the student release -->"
+
+
+def test_each_notebook_has_3_to_5_exercises_with_worked_solutions_for_instructors():
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        markdown = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                             if c["cell_type"] == "markdown")
+        exercises = len(re.findall(r"^\d+\. \*\(Exercise\)\*", markdown, flags=re.MULTILINE))
+        assert 3 <= exercises <= 5, f"{path.name} has {exercises} exercises marked '*(Exercise)*' (3 to 5 wanted)"
+        solution = SOLUTIONS / f"{path.stem}.md"
+        assert solution.is_file(), f"{path.name}: its worked solutions belong in solutions/{solution.name}"
+        text = solution.read_text()
+        assert text.splitlines()[0] == SOLUTIONS_MARKER, f"{solution.name} must start with {SOLUTIONS_MARKER}"
+        solved = len(re.findall(r"^## \d+\.", text, flags=re.MULTILINE))
+        assert solved == exercises, f"{solution.name} solves {solved} exercises, the notebook has {exercises}"
