@@ -35,7 +35,8 @@ def bernoulli_nll(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """-log p(x|z) for a Bernoulli decoder, per example (N,), in nats, summed over pixels.
 
     ``x``: targets in [0, 1] (grey levels are used as they are, as in pytorch/examples; for
-    binary images this is an exact log-likelihood); ``logits``: the decoder's output, same shape.
+    binary images this is an exact log-likelihood; on grey levels it is not a normalised density, so its
+    nats compare with models scored the same way, not with binarised-MNIST papers); ``logits``: the decoder's output, same shape.
     Computed from logits (``binary_cross_entropy_with_logits``), which never takes log(0).
     """
     _check_same_shape("x", x, "logits", logits)  # (the range of x is checked once per data set, not per step)

@@ -306,7 +306,8 @@ def high_frequency_energy(images: torch.Tensor, cutoff: float = 0.25) -> torch.T
 
 def sharpness_ratio(images: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean gradient magnitude of ``images`` over that of ``reference`` (same shape): 1 = as sharp as
-    the reference, below 1 = blurrier, above 1 = more (possibly invented) detail."""
+    the reference, below 1 = blurrier, above 1 = more (possibly invented) detail.  A sharpness *proxy*:
+    any high-frequency energy counts, so noise or artefacts pass it as well as true detail."""
     a, b = _check_batch("images", images), _check_batch("reference", reference)
     if a.shape != b.shape:
         raise ValueError(f"images {tuple(a.shape)} and reference {tuple(b.shape)} must have the same shape")

@@ -137,21 +137,10 @@ class Session:
             train(model)
         return model.to(self.device).eval()
 
-    def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Path:
-        """Save generated samples to ``build/results/<stem>_samples.npz``.
-
-        ``images``: N x C x H x W floats in [0, 1] (stored as uint8); ``labels``: N ints or None.
-        """
-        if images.ndim != 4:
-            raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
-        pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        arrays = {"images": pixels}
-        if labels is not None:
-            check_label_shape(labels, "labels", images.shape[0])
-            arrays["labels"] = labels.detach().cpu().numpy().astype(np.int64)
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        return atomic_write(build_dir("results") / f"{self.stem}_samples.npz", buffer.getvalue())
+    def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                     captions: list[str] | None = None) -> Path:
+        """:func:`save_samples` under this notebook's stem."""
+        return save_samples(self.stem, images, labels=labels, captions=captions)
 
 
 RECORD_FIELDS = ("notebook", "budget", "device", "data_source", "wall_time_s", "pretrained", "presenter_mode",
@@ -176,6 +165,33 @@ def _check_writable(folder: Path) -> None:
         raise RuntimeError(f"the results folder {str(folder)!r} is not writable ({error.strerror}); the notebook "
                            "could not save its results at the end. Make it writable, or set LECTURE_UTILS_ROOT "
                            "to a writable copy of the course") from error
+
+
+def save_samples(stem: str, images: torch.Tensor, labels: torch.Tensor | None = None,
+                 captions: list[str] | None = None) -> Path:
+    """Save generated samples to ``build/results/<stem>_samples.npz``, so anyone can score them.
+
+    ``images``: N x C x H x W floats in [0, 1], stored as uint8 (``images``); ``labels``: N ints (the
+    requested classes of a conditional model) or None; ``captions``: N strings (a text-conditional
+    model's prompts) or None.  The file is written atomically: a unique temporary file, then
+    ``os.replace``, so a reader never sees half a file and concurrent writers do not mix.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be an N x C x H x W tensor, got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    n = images.shape[0]
+    pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    arrays = {"images": pixels}
+    if labels is not None:
+        check_label_shape(labels, "labels", n)
+        arrays["labels"] = labels.detach().cpu().numpy().astype(np.int64)
+    if captions is not None:
+        if len(captions) != n or not all(isinstance(c, str) for c in captions):
+            raise ValueError(f"captions must be {n} strings (one per image), got {len(captions)} items")
+        arrays["captions"] = np.array(captions, dtype=np.str_)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return atomic_write(build_dir("results") / f"{stem}_samples.npz", buffer.getvalue())
 
 
 def start(stem: str, min_version: str = "0.1.0", seed: int = 0) -> Session:

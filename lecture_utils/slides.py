@@ -14,7 +14,12 @@ cells that have one alone, so an author's choices win and applying it twice chan
 * a markdown cell that starts with *Presenter note* / *Speaker note* (bold or italic), or any cell
   tagged ``notes``, becomes **notes** (shown in the speaker view only); a cell tagged ``skip`` or
   ``remove-cell`` is **skipped**;
+* inside a section the author hid (its ``## `` heading marked ``skip`` or ``notes``: an optional deep-dive
+  that the notebook keeps for students but the lecture leaves out), every cell gets the heading's type;
 * everything else continues the current slide (``"-"``).
+
+The **presented path** is what a slideshow shows: the cells that start a slide or a sub-slide and are not
+skipped or notes (:func:`presented_slides`); a lecture notebook keeps it at most ``MAX_PRESENTED_SLIDES``.
 
 From the command line (in place, idempotent; ``--check`` only reports)::
 
@@ -29,6 +34,8 @@ import sys
 from pathlib import Path
 
 SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
+HIDDEN = ("skip", "notes")          # not on the presented path
+MAX_PRESENTED_SLIDES = 20
 _NOTE_START = re.compile(r"^\s*(\*\*|\*|_)?(presenter|speaker|instructor)('s)? notes?\b", re.IGNORECASE)
 
 
@@ -59,11 +66,29 @@ def is_section(cell) -> bool:
     return cell.get("cell_type") == "markdown" and _first_line(cell).startswith("## ")
 
 
+def hidden_section_type(cells, index: int) -> str | None:
+    """'skip' or 'notes' when ``cells[index]`` lies inside (after the heading of) a ``## `` section whose
+    heading the author marked so; else None."""
+    for previous in reversed(cells[:index]):
+        if is_section(previous) or _first_line(previous).startswith("# "):
+            kind = previous.get("metadata", {}).get("slideshow", {}).get("slide_type")
+            return kind if kind in HIDDEN else None
+    return None
+
+
+def presented_slides(nb) -> int:
+    """How many slides and sub-slides a slideshow of ``nb`` shows (skipped and notes cells excluded)."""
+    return sum(slide_type(cell) in ("slide", "subslide") for cell in nb["cells"])
+
+
 def suggested_slide_type(cells, index: int) -> str:
     """The slide type the rules in this module's docstring give ``cells[index]`` (a list of notebook cells)."""
     if not 0 <= index < len(cells):
         raise ValueError(f"index must be in [0, {len(cells)}), got {index}")
     cell = cells[index]
+    hidden = hidden_section_type(cells, index) if not is_section(cell) else None
+    if hidden:
+        return hidden
     tags = _tags(cell)
     if "notes" in tags:
         return "notes"
@@ -105,7 +130,9 @@ def add_slide_metadata(nb, overwrite: bool = False) -> int:
 
 
 def slide_metadata_problems(nb) -> list[str]:
-    """What keeps ``nb`` from presenting well: the title cell and each ``## `` section must start a slide."""
+    """What keeps ``nb`` from presenting well: the title cell and each ``## `` section must start a slide,
+    unless the author hid the section (``skip`` or ``notes``); then every cell of that section must be hidden
+    too (a presented cell there would be appended to the slide before the section)."""
     problems = []
     cells = nb["cells"]
     if not cells:
@@ -116,9 +143,14 @@ def slide_metadata_problems(nb) -> list[str]:
         except ValueError as error:
             problems.append(f"cell {index}: {error}")
             continue
-        if (index == 0 or is_section(cell)) and kind != "slide":
-            what = "the title cell" if index == 0 else f"section {_first_line(cell)[3:].strip()!r}"
-            problems.append(f"cell {index} ({what}) has slide_type {kind!r}, expected 'slide'")
+        if index == 0 and kind != "slide":
+            problems.append(f"cell 0 (the title cell) has slide_type {kind!r}, expected 'slide'")
+        elif is_section(cell) and kind not in ("slide",) + HIDDEN:
+            problems.append(f"cell {index} (section {_first_line(cell)[3:].strip()!r}) has slide_type {kind!r}, "
+                            "expected 'slide' (or 'skip' / 'notes' to leave the section out of the slides)")
+        elif not is_section(cell) and index > 0 and hidden_section_type(cells, index) and kind not in HIDDEN:
+            problems.append(f"cell {index} lies in a section hidden from the slides but has slide_type {kind!r}; "
+                            "expected 'skip' or 'notes'")
     return problems
 
 
@@ -135,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             problems = slide_metadata_problems(nb)
             failing += bool(problems)
-            print(f"{path}: " + ("; ".join(problems) if problems else "ok"))
+            print(f"{path}: " + ("; ".join(problems) if problems else "ok") + f" ({presented_slides(nb)} slides presented)")
             continue
         changed = add_slide_metadata(nb)
         if changed:

@@ -11,8 +11,12 @@ from lecture_utils.train import CheckpointError
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_mnist("train", verbose=False).images[:600], load_mnist("test", verbose=False)
+def digits(tmp_path_factory):
+    """The offline digits, explicitly (an empty root, no download): the classifier's shipped metrics were
+    measured on them, whatever MNIST files an earlier run left in data/."""
+    empty = tmp_path_factory.mktemp("no_mnist_here")
+    train = load_mnist("train", root=empty, download=False, verbose=False)
+    return train.images[:600], load_mnist("test", root=empty, download=False, verbose=False)
 
 
 def test_shipped_classifier_is_small_verified_and_accurate(digits):
@@ -21,6 +25,7 @@ def test_shipped_classifier_is_small_verified_and_accurate(digits):
     assert path.stat().st_size <= 1_000_000
     assert sha256_of(path) == info["sha256"]
     _, test = digits
+    assert test.source == info["data_source"]   # the manifest's accuracy was measured on these digits
     labels, confidence = metrics.classify(test.images)
     accuracy = float((labels == test.labels).float().mean())
     assert accuracy >= 0.97

@@ -46,3 +46,53 @@ def test_each_starts_the_library_and_writes_results():
         assert "assert " in code, f"{path.name} has no self-check"
         first = "".join(nb["cells"][0]["source"])
         assert first.startswith("# "), f"{path.name} must open with a title cell"
+
+
+MAX_WORDS_PER_MARKDOWN_CELL = 350
+MAX_MARKDOWN_WORDS_PER_NOTEBOOK = 2500
+
+
+def markdown_words(cell) -> int:
+    """Words of a markdown cell: whitespace-separated tokens (LaTeX and code spans count too)."""
+    source = cell["source"]
+    return len(("".join(source) if isinstance(source, list) else source).split())
+
+
+def test_notebooks_read_as_lectures_not_logs():
+    """No markdown cell over 350 words and no notebook over 2,500 words of markdown: tuning history,
+    timings and engineering notes belong in docs/recipes.md or the recipe's docstring."""
+    course_notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    assert course_notebooks
+    for path in course_notebooks:
+        cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"]
+        for i, cell in enumerate(cells):
+            words = markdown_words(cell)
+            first = "".join(cell["source"]).lstrip().split("\n", 1)[0][:60]
+            assert words <= MAX_WORDS_PER_MARKDOWN_CELL, \
+                f"{path.name}: markdown cell {first!r} has {words} words (at most {MAX_WORDS_PER_MARKDOWN_CELL})"
+        total = sum(markdown_words(c) for c in cells)
+        assert total <= MAX_MARKDOWN_WORDS_PER_NOTEBOOK, \
+            f"{path.name}: {total} words of markdown (at most {MAX_MARKDOWN_WORDS_PER_NOTEBOOK})"
+
+
+def test_word_limit_counts_what_it_should():
+    assert markdown_words({"source": ["one two\n", "three $x$"]}) == 4
+    assert markdown_words({"source": "a " * 351}) > MAX_WORDS_PER_MARKDOWN_CELL
+
+
+SOLUTIONS = NOTEBOOKS.parent / "solutions"
+SOLUTIONS_MARKER = "<!-- EXERCISE SOLUTIONS: instructors only; not part of the student release -->"
+
+
+def test_each_notebook_has_3_to_5_exercises_with_worked_solutions_for_instructors():
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        markdown = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                             if c["cell_type"] == "markdown")
+        exercises = len(re.findall(r"^\d+\. \*\(Exercise\)\*", markdown, flags=re.MULTILINE))
+        assert 3 <= exercises <= 5, f"{path.name} has {exercises} exercises marked '*(Exercise)*' (3 to 5 wanted)"
+        solution = SOLUTIONS / f"{path.stem}.md"
+        assert solution.is_file(), f"{path.name}: its worked solutions belong in solutions/{solution.name}"
+        text = solution.read_text()
+        assert text.splitlines()[0] == SOLUTIONS_MARKER, f"{solution.name} must start with {SOLUTIONS_MARKER}"
+        solved = len(re.findall(r"^## \d+\.", text, flags=re.MULTILINE))
+        assert solved == exercises, f"{solution.name} solves {solved} exercises, the notebook has {exercises}"

@@ -132,3 +132,25 @@ def test_pretrained_or_train_loads_or_trains(monkeypatch, tmp_path):
 
     with pytest.raises(CheckpointError, match="does not match 'model'"):
         nb.pretrained_or_train("mnist_classifier", lambda: torch.nn.Linear(2, 2), calls.append)
+
+
+def test_save_samples_writes_uint8_atomically_and_checks_its_input(tmp_path, monkeypatch):
+    monkeypatch.setenv("LECTURE_UTILS_ROOT", str(tmp_path))
+    images = torch.rand(6, 3, 8, 8)
+    path = results.save_samples("09_text_to_image", images, captions=[f"caption {i}" for i in range(6)])
+    assert path == tmp_path / "build" / "results" / "09_text_to_image_samples.npz"
+    loaded = np.load(path)
+    assert loaded["images"].dtype == np.uint8
+    np.testing.assert_array_equal(loaded["images"], np.round(images.numpy() * 255).astype(np.uint8))
+    assert loaded["captions"].tolist() == [f"caption {i}" for i in range(6)] and "labels" not in loaded
+    # a second writer replaces the file whole; no temporary file is left behind
+    results.save_samples("09_text_to_image", torch.zeros(2, 1, 4, 4), labels=torch.tensor([3, 4]))
+    assert np.load(path)["labels"].tolist() == [3, 4]
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    with pytest.raises(ValueError, match="images must be an N x C x H x W tensor"):
+        results.save_samples("x", torch.rand(4, 8, 8))
+    with pytest.raises(ValueError, match="labels must have 4 entries"):
+        results.save_samples("x", torch.rand(4, 1, 8, 8), labels=torch.arange(3))
+    with pytest.raises(ValueError, match="captions must be 4 strings"):
+        results.save_samples("x", torch.rand(4, 1, 8, 8), captions=["a"])
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]

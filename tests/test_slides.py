@@ -5,8 +5,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lecture_utils.slides import (SLIDE_TYPES, add_slide_metadata, main, slide_metadata_problems, slide_type,
-                                  suggested_slide_type)
+from lecture_utils.slides import (MAX_PRESENTED_SLIDES, SLIDE_TYPES, add_slide_metadata, main, presented_slides,
+                                  slide_metadata_problems, slide_type, suggested_slide_type)
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -92,3 +92,31 @@ def test_every_notebook_carries_slide_metadata(path):
     problems = slide_metadata_problems(nbformat.read(path, as_version=4))
     assert not problems, f"{path.name}: " + "; ".join(problems) + \
         f" -- run: python -m lecture_utils.slides notebooks/{path.name}"
+
+
+def test_a_section_the_author_hides_stays_hidden_and_leaves_the_presented_path():
+    nb = lecture_like_notebook()
+    add_slide_metadata(nb)
+    before = presented_slides(nb)
+    assert before == EXPECTED.count("slide") + EXPECTED.count("subslide") == 7
+    # the author hides the section "The idea" (an optional deep-dive) by marking its heading only
+    nb.cells[6].metadata["slideshow"] = {"slide_type": "skip"}
+    problems = slide_metadata_problems(nb)
+    assert problems and all("hidden from the slides" in p for p in problems)   # its cells 7-11 still show
+    for cell in nb.cells[7:12]:
+        del cell.metadata["slideshow"]
+    add_slide_metadata(nb)                                                       # the tool fills in the rest ...
+    assert types(nb)[6:13] == ["skip"] * 6 + ["slide"]                           # ... hidden, up to the next section
+    assert slide_metadata_problems(nb) == [] and presented_slides(nb) == before - 2
+    nb.cells[8].metadata["slideshow"] = {"slide_type": "subslide"}               # a presented cell in a hidden section
+    assert "cell 8 lies in a section hidden" in slide_metadata_problems(nb)[0]
+    nb.cells[6].metadata["slideshow"] = {"slide_type": "fragment"}               # a section must start a slide or hide
+    assert any("expected 'slide' (or 'skip'" in p for p in slide_metadata_problems(nb))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_every_notebook_presents_at_most_20_slides(path):
+    """The lecture path: optional deep-dives are skipped slides or speaker notes, so that a notebook's slideshow
+    has at most 20 slides and sub-slides."""
+    count = presented_slides(nbformat.read(path, as_version=4))
+    assert 0 < count <= MAX_PRESENTED_SLIDES == 20, f"{path.name} presents {count} slides (at most 20)"

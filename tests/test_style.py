@@ -297,3 +297,21 @@ def test_style_weight_slider_static_figure():
     assert widget is not None and widget.children[0].value == 10.0
     with pytest.raises(ValueError, match="results is empty"):
         widgets.style_weight_slider({})
+
+
+def test_measured_receptive_fields_match_the_composition_of_blur_and_filter():
+    """Scale s: a Gaussian blur of 2 * ceil(2^s / 2 * 2) + 1 taps, every 2^s-th pixel, then a k x k filter;
+    walking back from one output unit that covers (k - 1) * 2^s + taps input pixels (taps = 1 at s = 0)."""
+    k = 5
+    extractor = S.RandomMultiScaleFeatures(scales=3, channels=8, kernel_size=k, seed=1)
+    fields = S.measured_receptive_fields(extractor, size=96)
+
+    def expected(s):
+        factor = 2 ** s
+        taps = 1 if factor == 1 else 2 * int(np.ceil(2 * factor / 2)) + 1
+        return (k - 1) * factor + taps
+
+    assert fields == {f"scale{s}": expected(s) for s in range(3)} == {"scale0": 5, "scale1": 13, "scale2": 25}
+    assert all(fields[f"scale{s}"] > k * 2 ** s for s in (1, 2))  # wider than kernel_size * 2^s: the blur counts
+    with pytest.raises(ValueError, match="threshold"):
+        S.measured_receptive_fields(extractor, threshold=2.0)

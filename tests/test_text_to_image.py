@@ -248,3 +248,31 @@ def test_prompt_box_draws_examples_and_names_unknown_words():
     text = widget.children[0].children[0]
     text.value = "a green dog"                   # the box shows the message, it does not raise
     assert text.value == "a green dog"
+
+
+def test_object_accuracy_counts_colour_and_shape_together_on_the_chosen_pairs():
+    scenes = D.make_scenes(40, seed=5, only=D.SCENE_HELDOUT)
+    target = scenes.attributes
+    perfect = {k: v.clone() for k, v in target.items()}
+    assert T.object_accuracy(perfect, target, pairs=D.SCENE_HELDOUT) == 1.0
+    assert T.object_accuracy(perfect, target) == 1.0
+    # wrong shape on every held-out object, colour still right: colour and shape *together* fail
+    wrong = {k: v.clone() for k, v in target.items()}
+    colours, shapes = list(D.SCENE_COLOURS), list(D.SCENE_SHAPES)
+    held = {(colours.index(c), shapes.index(s)) for c, s in D.SCENE_HELDOUT}
+    n_held, n_objects = 0, 0
+    for k in (1, 2):
+        for i in range(len(scenes)):
+            c, s = int(target[f"colour_{k}"][i]), int(target[f"shape_{k}"][i])
+            n_objects += c >= 0
+            if (c, s) in held:
+                wrong[f"shape_{k}"][i] = (s + 1) % len(shapes)
+                n_held += 1
+    assert n_held > 0
+    assert T.object_accuracy(wrong, target, pairs=D.SCENE_HELDOUT) == 0.0
+    assert T.object_accuracy(wrong, target) == pytest.approx(1 - n_held / n_objects)
+    with pytest.raises(ValueError, match="pairs must be"):
+        T.object_accuracy(perfect, target, pairs=[("pink", "circle")])
+    seen_only = D.make_scenes(10, seed=6, exclude=D.SCENE_HELDOUT).attributes
+    with pytest.raises(ValueError, match="no object"):
+        T.object_accuracy(seen_only, seen_only, pairs=D.SCENE_HELDOUT)

@@ -1,10 +1,10 @@
 """DCGAN (Radford, Metz & Chintala, 2016): the convolutional generator and discriminator.
 
 Generator, as in the lecture and the paper's Figure 1: **project and reshape** the noise to a 4 x 4
-stack of feature maps, then **fractionally-strided convolutions** (``ConvTranspose2d`` with stride 2),
-each doubling the image size, with batch norm and ReLU in between and ``tanh`` at the end.  For the
+stack of feature maps, then **fractionally-strided convolutions** (``ConvTranspose2d`` with stride 2:
+the transpose, or adjoint, of a strided convolution, not its inverse), each doubling the image size, with batch norm and ReLU in between and ``tanh`` at the end.  For the
 paper's 64 x 64 images that is **four** of them (4 -> 8 -> 16 -> 32 -> 64); for 32 x 32 images the
-same network without its widest layer, three (as pytorch/examples does for 32 x 32).  ``channels=3``
+same network without its widest layer, three (pytorch/examples' DCGAN is written for 64 x 64 only).  ``channels=3``
 generates colour images, ``channels=1`` grey ones.
 
 (Why not keep four layers at 32 x 32 by projecting to 2 x 2?  We tried: on MNIST that generator

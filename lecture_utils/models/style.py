@@ -176,7 +176,8 @@ class RandomMultiScaleFeatures(FeatureExtractor):
 
     Scale s blurs the image with a Gaussian and keeps every 2^s-th pixel (a Gaussian pyramid), then
     applies ``channels`` random ``kernel_size`` x ``kernel_size`` filters with a ReLU, so the receptive
-    fields grow as kernel_size * 2^s (5, 10, 20, 40 pixels with the defaults), like the multi-scale
+    fields grow as (kernel_size - 1) * 2^s plus the blur's width: 5, 13, 25 and 49 pixels with the defaults
+    (:func:`measured_receptive_fields` measures them), like the multi-scale
     random filters of Ustyuzhaninov et al. (2016).  (Plain 2^s x 2^s average pooling would do the
     same job but its gradient is constant over each block, which paints visible blocks into the
     optimised image.)
@@ -237,6 +238,29 @@ class RandomMultiScaleFeatures(FeatureExtractor):
             crop = m // 2 ** s
             out[name] = features[:, :, crop:features.shape[2] - crop, crop:features.shape[3] - crop]  # N x C+3 x H/2^s x W/2^s
         return out
+
+
+def measured_receptive_fields(extractor: FeatureExtractor, size: int = 128, threshold: float = 1e-4,
+                              seed: int = 0) -> dict[str, int]:
+    """The receptive field of each layer of ``extractor``, measured with autograd: the side, in input
+    pixels, of the region whose gradient reaches one output unit (the layer's centre location, summed
+    over its channels) with a magnitude above ``threshold`` times the largest.  Input: a seeded random
+    ``size`` x ``size`` colour image (the ReLUs make the gradient depend on it).  ``size`` must exceed
+    the largest field, or the field is cut at the image's border."""
+    if size < 8 or not 0 < threshold < 1:
+        raise ValueError(f"need size >= 8 and 0 < threshold < 1, got size={size}, threshold={threshold}")
+    image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    fields = {}
+    for name in extractor.layers:
+        x = image.clone().requires_grad_(True)
+        features = extractor(x)[name]                                         # 1 x C x h x w
+        h, w = features.shape[2:]
+        (gradient,) = torch.autograd.grad(features[0, :, h // 2, w // 2].sum(), x)  # leaves the weights alone
+        magnitude = gradient[0].abs().amax(0)                                 # size x size
+        support = magnitude > threshold * magnitude.max()
+        rows, cols = support.any(1).nonzero().flatten(), support.any(0).nonzero().flatten()
+        fields[name] = int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
+    return fields
 
 
 def gaussian_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:

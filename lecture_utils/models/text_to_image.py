@@ -403,6 +403,34 @@ def attribute_accuracy(predicted: dict[str, torch.Tensor], target: dict[str, tor
             "attribute": float(pooled.mean()), "all_correct": float(scene_ok.float().mean())}
 
 
+def object_accuracy(predicted: dict[str, torch.Tensor], target: dict[str, torch.Tensor], pairs=None) -> float:
+    """Share of the objects drawn with colour *and* shape right together.
+
+    Counts the objects of ``target`` (a :class:`SceneData`'s attributes) whose (colour, shape) is one of
+    ``pairs`` (names, e.g. ``SCENE_HELDOUT``; None: every object).  Chance, for a guess uniform over
+    colours and shapes: ``1 / (len(SCENE_COLOURS) * len(SCENE_SHAPES))``.
+    """
+    colours, shapes = list(SCENE_COLOURS), list(SCENE_SHAPES)
+    wanted = None
+    if pairs is not None:
+        unknown = [p for p in pairs if p[0] not in colours or p[1] not in shapes]
+        if unknown:
+            raise ValueError(f"pairs must be (colour, shape) names from {colours} x {shapes}, got {unknown}")
+        wanted = {(colours.index(c), shapes.index(s)) for c, s in pairs}
+    right = []
+    for k in (1, 2):
+        c_true, s_true = target[f"colour_{k}"], target[f"shape_{k}"]
+        counted = c_true >= 0
+        if wanted is not None:
+            counted &= torch.tensor([(int(c), int(s)) in wanted for c, s in zip(c_true, s_true)], dtype=torch.bool)
+        both = (predicted[f"colour_{k}"] == c_true) & (predicted[f"shape_{k}"] == s_true)
+        right.append(both[counted])
+    right = torch.cat(right)
+    if right.numel() == 0:
+        raise ValueError(f"no object of the target has one of the pairs {pairs}")
+    return float(right.float().mean())
+
+
 # --------------------------------------------------------------------------- where the field went
 # Text-to-image models on the axes of Bie et al. 2023 (arXiv 2309.00810, Fig. 5): date of the paper
 # and parameter count, coloured by family.  Parameter counts as reported by each model's own paper;

@@ -6,7 +6,8 @@ parameters of p(x|z):
 
 * ``likelihood="bernoulli"`` (default): ``decode(z)`` returns the pixels' *logits*
   (N x 1 x 28 x 28); -log p(x|z) is the binary cross-entropy summed over pixels, the quantity
-  pytorch/examples reports (grey levels in [0, 1] used as Bernoulli targets);
+  pytorch/examples reports (grey levels in [0, 1] used as Bernoulli targets: not a normalised density on
+  grey levels, so these nats compare with pytorch/examples' VAE, not with binarised-MNIST papers);
 * ``likelihood="gaussian"``: ``decode(z)`` returns the pixel *means* (N x 1 x 28 x 28) and the
   model learns one log standard deviation per pixel (``log_sigma``, 1 x 28 x 28).
 
