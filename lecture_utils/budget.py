@@ -192,6 +192,33 @@ SIZES: dict[str, dict[str, tuple]] = {
         "samples_per_caption": (4, 8, 8),
         "heldout_goal": (0.0, 0.8, 0.8),       # attribute accuracy the held-out pairs must reach
     },
+    "10_diffusion": {
+        "n_train": (1000, 4500, 60000),        # capped by what the data source holds
+        # (the U-Net's widths, 32/64/64 channels at 28/14/7 pixels, and the cosine schedule with T = 1000 are
+        # fixed in every budget: lecture_utils.pretrained.diffusion)
+        "epochs": (2, 40, 60),
+        "batch_size": (64, 64, 128),
+        "lr": (2e-3, 2e-3, 1e-3),
+        "ema_decay": (0.99, 0.995, 0.999),
+        "p_uncond": (0.1, 0.1, 0.1),           # labels dropped for classifier-free guidance
+        "n_samples": (100, 1000, 1000),        # guided and unguided samples scored (and saved)
+        "sample_steps": (10, 50, 50),          # DDIM steps of the headline samples
+        "curve_steps": ((5, 10), (10, 20, 50, 100), (10, 20, 50, 100, 250)),   # DDIM steps of the quality curve
+        "n_curve": (50, 300, 1000),            # samples per point of the curve (and of the DDPM reference)
+        "ddpm_steps": (50, 1000, 1000),        # the ancestral DDPM reference: all T steps (smoke: a short schedule)
+        "guidance_scales": ((0.0, 2.0), (0.0, 1.0, 2.0, 3.0, 5.0), (0.0, 1.0, 2.0, 3.0, 5.0)),
+        "n_sweep": (50, 300, 1000),            # samples per guidance scale in the sweep
+        "sweep_steps": (10, 25, 50),
+        "latent_epochs": (2, 60, 100),
+        "n_inpaint": (2, 6, 10),               # half-digits completed, 8 samples each
+        "edit_steps": (10, 50, 100),
+        # self-checks (smoke: weaker forms that a broken model still fails)
+        "min_conditional_accuracy": (0.3, 0.97, 0.97),
+        "min_class_share": (0.0, 0.05, 0.05),
+        "min_confidence": (0.3, 0.85, 0.85),
+        "max_ddim_vs_ddpm": (1.0, 0.10, 0.10),  # DDIM-50's Fréchet distance within this share of DDPM's
+        "min_inpaint_classes": (1.0, 2.0, 2.0),
+    },
 }
 
 
