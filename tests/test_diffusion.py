@@ -138,7 +138,8 @@ def test_ddim_eta0_is_deterministic_and_invertible():
         latent = D.ddim_invert(model, schedule, x0, steps=steps, labels=labels)
         back = D.ddim_sample(model, schedule, x0.shape, steps=steps, labels=labels, noise=latent, clip=False)
         errors[steps] = float((back - x0).abs().max())
-    assert errors[1000] < 2e-3 and errors[1000] < errors[50] / 5
+    # the round trip is exact up to the ODE's discretisation error, first order in the step size
+    assert errors[1000] < 0.01 and errors[1000] < errors[50] / 10
 
 
 def test_ddpm_samples_have_the_data_distributions_moments():

@@ -32,14 +32,14 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 class ResBlock(nn.Module):
-    """norm -> SiLU -> conv 3x3, add the embedding (one shift per channel), norm -> SiLU -> conv 3x3, plus a
-    skip (1 x 1 conv when the channel count changes)."""
+    """norm -> SiLU -> conv 3x3, norm scaled and shifted by the embedding (one scale and one shift per channel,
+    "FiLM"), SiLU -> conv 3x3, plus a skip (1 x 1 conv when the channel count changes)."""
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int = 8):
         super().__init__()
         self.norm1 = nn.GroupNorm(min(groups, c_in), c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out)
+        self.emb = nn.Linear(emb_dim, 2 * c_out)
         self.norm2 = nn.GroupNorm(min(groups, c_out), c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)               # each block starts as the identity (a stable start)
@@ -48,8 +48,8 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
+        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
+        h = self.conv2(F.silu(self.norm2(h) * (1 + scale) + shift))
         return self.skip(x) + h
 
 
