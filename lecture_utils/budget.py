@@ -194,7 +194,7 @@ SIZES: dict[str, dict[str, tuple]] = {
     },
     "10_diffusion": {
         "n_train": (1000, 4500, 60000),        # capped by what the data source holds
-        # (the U-Net's widths, 32/64/64 channels at 28/14/7 pixels, and the cosine schedule with T = 1000 are
+        # (the U-Net's widths, 16/32/64 channels at 28/14/7 pixels, and the cosine schedule with T = 1000 are
         # fixed in every budget: lecture_utils.pretrained.diffusion)
         "epochs": (2, 40, 60),
         "batch_size": (64, 64, 128),

@@ -218,7 +218,7 @@ def ddpm_step(model, schedule: NoiseSchedule, x: torch.Tensor, t: int, labels=No
     eps = guided_noise(model, x, tt, labels, w)
     x0 = predict_x0(schedule, x, tt, eps)
     if clip:
-        x0 = x0.clamp(-1, 1)                                  # the data live in [-1, 1]
+        x0 = x0.clamp(-_bound(clip), _bound(clip))            # the data live in [-1, 1]
     mean, var = posterior_mean_variance(schedule, x0, x, tt)
     if t == 0:
         return mean
@@ -238,13 +238,18 @@ def ddim_step(model, schedule: NoiseSchedule, x: torch.Tensor, t: int, t_prev: i
     ab_prev = float(schedule.alpha_bars[t_prev]) if t_prev >= 0 else 1.0
     x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
     if clip:
-        x0 = x0.clamp(-1, 1)
+        x0 = x0.clamp(-_bound(clip), _bound(clip))
         eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)    # the noise that goes with the clipped x0
     sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
     x_prev = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma ** 2, 0.0)) * eps
     if sigma > 0:
         x_prev = x_prev + sigma * torch.randn(x.shape, generator=generator, device=x.device)
     return x_prev
+
+
+def _bound(clip) -> float:
+    """``clip=True`` clips the guess of x_0 to [-1, 1] (images); a number c clips to [-c, c] (latent codes)."""
+    return 1.0 if clip is True else float(clip)
 
 
 def ddim_timesteps(T: int, steps: int) -> list[int]:
@@ -439,29 +444,36 @@ class DiffusionRun:
 
 
 def train_diffusion(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None, epochs: int,
-                    schedule: NoiseSchedule | None = None, batch_size: int = 128, lr: float = 1e-3,
-                    ema_decay: float = 0.999, p_uncond: float = 0.1, device="cpu", seed: int = 0,
-                    progress: bool | None = None, lr_final: float | None = None,
-                    on_epoch_end: Callable[[int, dict], None] | None = None, ema=None) -> DiffusionRun:
-    """Train a denoiser on ``images`` (N x C x H x W in [0, 1]) with labels (int64 N, or None) by
-    :func:`diffusion_step` inside the course's :func:`lecture_utils.train.fit` (data resident on the device,
-    no per-step sync).  Adam, an exponential moving average of the weights (sample from ``run.ema``), and with
-    ``lr_final`` a half-cosine decay of the learning rate over the epochs.  ``on_epoch_end(epoch, record)`` runs
-    after each epoch; pass your own ``ema`` (a :class:`~lecture_utils.gan_training.EMA` of ``model``) to read it there."""
+                    schedule: NoiseSchedule | None = None, **options) -> DiffusionRun:
+    """Train a denoiser on ``images`` (N x C x H x W in [0, 1], mapped to [-1, 1]) with labels (int64 N, or None);
+    see :func:`train_denoiser` for the options."""
+    if images.ndim != 4 or float(images.min()) < 0 or float(images.max()) > 1:
+        raise ValueError(f"images must be N x C x H x W in [0, 1], got shape {tuple(images.shape)} "
+                         f"with values in [{float(images.min()):.3g}, {float(images.max()):.3g}]")
+    return train_denoiser(model, to_model_range(images.float()), labels, epochs, schedule, **options)
+
+
+def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | None, epochs: int,
+                   schedule: NoiseSchedule | None = None, batch_size: int = 128, lr: float = 1e-3,
+                   ema_decay: float = 0.999, p_uncond: float = 0.1, device="cpu", seed: int = 0,
+                   progress: bool | None = None, lr_final: float | None = None,
+                   on_epoch_end: Callable[[int, dict], None] | None = None, ema=None) -> DiffusionRun:
+    """Train a denoiser on data ``x0`` (N x ..., already at the diffusion's scale: images in [-1, 1], or latent
+    codes scaled to unit variance) with labels (int64 N, or None) by :func:`diffusion_step` inside the course's
+    :func:`lecture_utils.train.fit` (data resident on the device, no per-step sync).  Adam, an exponential moving
+    average of the weights (sample from ``run.ema``), and with ``lr_final`` a half-cosine decay of the learning
+    rate over the epochs.  ``on_epoch_end(epoch, record)`` runs after each epoch; pass your own ``ema`` (a
+    :class:`~lecture_utils.gan_training.EMA` of ``model``) to read it there."""
     from .data import BatchIterator
     from .gan_training import EMA
     from .train import adam, fit, scheduled_epoch_end
 
-    if images.ndim != 4 or float(images.min()) < 0 or float(images.max()) > 1:
-        raise ValueError(f"images must be N x C x H x W in [0, 1], got shape {tuple(images.shape)} "
-                         f"with values in [{float(images.min()):.3g}, {float(images.max()):.3g}]")
-    if labels is not None and labels.shape != (images.shape[0],):
-        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+    if labels is not None and labels.shape != (x0.shape[0],):
+        raise ValueError(f"labels must have shape ({x0.shape[0]},), got {tuple(labels.shape)}")
     schedule = schedule or NoiseSchedule.make("cosine")
     model.to(device).train()
     optimizer = adam(model.parameters(), lr=lr)
     ema = ema if ema is not None else EMA(model, ema_decay)
-    x0 = to_model_range(images.float())
     tensors = (x0, labels) if labels is not None else (x0, torch.full((x0.shape[0],), model.no_class))
     batches = BatchIterator(*tensors, batch_size=batch_size, seed=seed, device=device)
     generator = torch.Generator(device).manual_seed(seed + 1)
@@ -471,6 +483,6 @@ def train_diffusion(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=lr_final)]
         state["scheduler"] = schedulers[0]
     history = fit(diffusion_step(model, optimizer, schedule, ema, p_uncond if labels is not None else 0.0, generator),
-                  batches, epochs, state=state, progress=progress, on_epoch_end=scheduled_epoch_end(optimizer, schedulers, on_epoch_end),
-                  desc="diffusion")
+                  batches, epochs, state=state, progress=progress,
+                  on_epoch_end=scheduled_epoch_end(optimizer, schedulers, on_epoch_end), desc="diffusion")
     return DiffusionRun(history=history, ema=ema.module.eval(), schedule=schedule)

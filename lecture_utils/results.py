@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -125,21 +126,25 @@ class Session:
             train(model)
         return model.to(self.device).eval()
 
-    def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Path:
-        """Save generated samples to ``build/results/<stem>_samples.npz``.
+    def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None, **more_images) -> Path:
+        """Save generated samples to ``build/results/<stem>_samples.npz`` (written atomically).
 
-        ``images``: N x C x H x W floats in [0, 1] (stored as uint8); ``labels``: N ints or None.
+        ``images``: N x C x H x W floats in [0, 1] (stored as uint8); ``labels``: N ints or None;
+        ``more_images``: further named batches of images (e.g. ``unguided=...``), stored as uint8 too.
         """
-        if images.ndim != 4:
-            raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
-        pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        arrays = {"images": pixels}
+        arrays = {}
+        for name, batch in {"images": images, **more_images}.items():
+            if batch.ndim != 4:
+                raise ValueError(f"{name} must be N x C x H x W, got shape {tuple(batch.shape)}")
+            arrays[name] = (batch.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         if labels is not None:
             if labels.shape[0] != images.shape[0]:
                 raise ValueError(f"labels must have {images.shape[0]} entries, got {labels.shape[0]}")
             arrays["labels"] = labels.detach().cpu().numpy().astype(np.int64)
         path = build_dir("results") / f"{self.stem}_samples.npz"
-        np.savez_compressed(path, **arrays)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
         return path
 
 

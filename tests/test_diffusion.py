@@ -243,3 +243,30 @@ def test_training_lowers_the_noise_prediction_loss():
     assert isinstance(run.ema, DiffusionUNet)
     with pytest.raises(ValueError, match=r"images must be N x C x H x W in \[0, 1\]"):
         D.train_diffusion(model, images * 2, labels, epochs=1, progress=False)
+
+
+def test_ddpm_is_ddim_with_eta_one_on_every_step():
+    schedule = D.NoiseSchedule.make("cosine", T=60)
+    model = GaussianDenoiser(schedule).double()
+    labels = torch.tensor([1, 5, 10])
+    noise = torch.randn(3, 1, 2, 2, dtype=torch.float64)
+    ddpm = D.ddpm_sample(model, schedule, noise.shape, labels=labels, seed=3, noise=noise)
+    ddim = D.ddim_sample(model, schedule, noise.shape, steps=60, labels=labels, eta=1.0, seed=3, noise=noise)
+    assert torch.allclose(ddpm, ddim, atol=1e-9)
+    path = D.ddpm_sample(model, schedule, noise.shape, labels=labels, seed=3, noise=noise, keep_every=20)[1]
+    assert [t for t, _ in path] == [40, 20, 0]
+
+
+def test_latent_denoiser_trains_on_vector_codes():
+    from lecture_utils.models.diffusion_unet import LatentDenoiser
+
+    torch.manual_seed(0)
+    codes = torch.randn(256, 4) * 0.2 + torch.tensor([1.0, -1.0, 0.5, 0.0])
+    model = LatentDenoiser(latent_dim=4, hidden=32, depth=2, num_classes=0)
+    run = D.train_denoiser(model, codes, None, epochs=30, batch_size=64, lr=3e-3,
+                           schedule=D.NoiseSchedule.make("cosine", T=100), progress=False)
+    assert run.history["loss"][-1] < 0.7 * run.history["loss"][0]
+    samples = D.ddim_sample(run.ema, run.schedule, (500, 4), steps=20, clip=3.0)
+    assert torch.allclose(samples.mean(0), codes.mean(0), atol=0.25)
+    with pytest.raises(ValueError, match="z must be N x 4"):
+        model(torch.zeros(2, 5), torch.tensor([0, 1]))

@@ -58,12 +58,12 @@ class DiffusionUNet(nn.Module):
 
     Args:
         image_channels: 1 for digits (4 for the latent codes of notebook 10's section 6, say).
-        channels: feature maps per resolution, full size first: (32, 64, 64) at 28, 14 and 7 pixels.
+        channels: feature maps per resolution, full size first, e.g. (16, 32, 64) at 28, 14 and 7 pixels.
         num_classes: classes of the conditional model; index ``num_classes`` is "no class".  0: unconditional.
         emb_dim: size of the time (+ class) embedding vector every block receives.
     """
 
-    def __init__(self, image_channels: int = 1, channels: tuple[int, int, int] = (32, 64, 64),
+    def __init__(self, image_channels: int = 1, channels: tuple[int, int, int] = (16, 32, 64),
                  num_classes: int = 10, emb_dim: int = 128):
         super().__init__()
         if len(channels) != 3 or any(not isinstance(c, int) or c < 1 for c in channels):
@@ -111,3 +111,43 @@ class DiffusionUNet(nn.Module):
         h = F.interpolate(h, scale_factor=2, mode="nearest")      # N x c2 x 28 x 28
         h = self.up1(torch.cat([h, h1], dim=1), emb)              # N x c1 x 28 x 28
         return self.conv_out(F.silu(self.norm_out(h)))            # N x C x 28 x 28
+
+
+class LatentDenoiser(nn.Module):
+    """eps_theta(z_t, t, y) for vector codes (N x latent_dim): the denoiser of diffusion in a latent space
+    (notebook 10, section 6).  An MLP whose hidden layers are scaled and shifted by the time (+ class) embedding,
+    as the U-Net's blocks are; a residual connection around each hidden layer.  Same call and "no class" index as
+    :class:`DiffusionUNet`."""
+
+    def __init__(self, latent_dim: int = 20, hidden: int = 256, depth: int = 3, num_classes: int = 10,
+                 emb_dim: int = 128):
+        super().__init__()
+        for name, value in (("latent_dim", latent_dim), ("hidden", hidden), ("depth", depth)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.latent_dim, self.num_classes, self.hidden = latent_dim, num_classes, hidden
+        self.time_mlp = nn.Sequential(nn.Linear(hidden, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.class_emb = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+        self.inp = nn.Linear(latent_dim, hidden)
+        self.layers = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden, elementwise_affine=False) for _ in range(depth))
+        self.films = nn.ModuleList(nn.Linear(emb_dim, 2 * hidden) for _ in range(depth))
+        self.out = nn.Linear(hidden, latent_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def no_class(self) -> int:
+        return self.num_classes
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must be N x {self.latent_dim}, got shape {tuple(z.shape)}")
+        emb = self.time_mlp(timestep_embedding(t, self.hidden))                    # N x emb_dim
+        if self.class_emb is not None:
+            emb = emb + self.class_emb(torch.full_like(t, self.no_class) if y is None else y)
+        h = self.inp(z)                                                            # N x hidden
+        for layer, norm, film in zip(self.layers, self.norms, self.films):
+            scale, shift = film(emb).chunk(2, dim=1)
+            h = h + layer(F.silu(norm(h) * (1 + scale) + shift))                   # N x hidden
+        return self.out(h)                                                         # N x latent_dim

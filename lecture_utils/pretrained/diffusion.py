@@ -5,7 +5,7 @@ Maintainer notes (how it was sized) are in ``docs/recipes.md``, section "Diffusi
 """
 from . import Recipe, register
 
-DIFFUSION_CHANNELS = (32, 64, 64)       # the U-Net's widths at 28, 14 and 7 pixels, the same in every budget
+DIFFUSION_CHANNELS = (16, 32, 64)       # the U-Net's widths at 28, 14 and 7 pixels, the same in every budget
 DIFFUSION_EMB_DIM = 128
 DIFFUSION_SCHEDULE = "cosine"
 DIFFUSION_T = 1000
