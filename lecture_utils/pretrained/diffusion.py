@@ -69,12 +69,14 @@ def generate(model, labels, w: float, steps: int = DIFFUSION_EVAL_STEPS, seed: i
 
 
 def _evaluate(model):
+    """DDIM-50: conditional accuracy of 500 guided samples (w = DIFFUSION_GUIDANCE), and the sample quality of
+    1,000 unguided ones (w = 0)."""
     from ..metrics import conditional_accuracy, sample_quality
 
     model = model.cpu()
-    requested = eval_labels()
+    requested = eval_labels(500)
     guided = generate(model, requested, DIFFUSION_GUIDANCE)
-    unguided = generate(model, requested, 0.0, seed=DIFFUSION_EVAL_SEED + 100)
+    unguided = generate(model, eval_labels(1000), 0.0, seed=DIFFUSION_EVAL_SEED + 100)
     q = sample_quality(unguided)
     return {"conditional_accuracy": round(conditional_accuracy(guided, requested), 4),
             "guidance_scale": DIFFUSION_GUIDANCE,
