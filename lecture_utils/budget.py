@@ -196,7 +196,7 @@ SIZES: dict[str, dict[str, tuple]] = {
         "n_train": (1000, 4500, 60000),        # capped by what the data source holds
         # (the U-Net's widths, 16/32/64 channels at 28/14/7 pixels, and the cosine schedule with T = 1000 are
         # fixed in every budget: lecture_utils.pretrained.diffusion)
-        "epochs": (2, 40, 60),
+        "epochs": (2, 30, 60),
         "batch_size": (64, 64, 128),
         "lr": (2e-3, 2e-3, 1e-3),
         "ema_decay": (0.99, 0.995, 0.999),

@@ -457,13 +457,16 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | No
                    schedule: NoiseSchedule | None = None, batch_size: int = 128, lr: float = 1e-3,
                    ema_decay: float = 0.999, p_uncond: float = 0.1, device="cpu", seed: int = 0,
                    progress: bool | None = None, lr_final: float | None = None,
-                   on_epoch_end: Callable[[int, dict], None] | None = None, ema=None) -> DiffusionRun:
+                   on_epoch_end: Callable[[int, dict], None] | None = None, ema=None,
+                   channels_last: bool | None = None) -> DiffusionRun:
     """Train a denoiser on data ``x0`` (N x ..., already at the diffusion's scale: images in [-1, 1], or latent
     codes scaled to unit variance) with labels (int64 N, or None) by :func:`diffusion_step` inside the course's
     :func:`lecture_utils.train.fit` (data resident on the device, no per-step sync).  Adam, an exponential moving
     average of the weights (sample from ``run.ema``), and with ``lr_final`` a half-cosine decay of the learning
     rate over the epochs.  ``on_epoch_end(epoch, record)`` runs after each epoch; pass your own ``ema`` (a
-    :class:`~lecture_utils.gan_training.EMA` of ``model``) to read it there."""
+    :class:`~lecture_utils.gan_training.EMA` of ``model``) to read it there.  ``channels_last`` (default: on for
+    4-D data on CPU and CUDA) stores images and weights channels-last, which oneDNN's and cuDNN's convolutions run
+    faster (benchmarks/bench_diffusion_loop.py)."""
     from .data import BatchIterator
     from .gan_training import EMA
     from .train import adam, fit, scheduled_epoch_end
@@ -471,7 +474,11 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | No
     if labels is not None and labels.shape != (x0.shape[0],):
         raise ValueError(f"labels must have shape ({x0.shape[0]},), got {tuple(labels.shape)}")
     schedule = schedule or NoiseSchedule.make("cosine")
-    model.to(device).train()
+    if channels_last is None:
+        channels_last = x0.ndim == 4 and torch.device(device).type in ("cpu", "cuda")
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format).train()
+    x0 = x0.contiguous(memory_format=memory_format) if x0.ndim == 4 else x0
     optimizer = adam(model.parameters(), lr=lr)
     ema = ema if ema is not None else EMA(model, ema_decay)
     tensors = (x0, labels) if labels is not None else (x0, torch.full((x0.shape[0],), model.no_class))
