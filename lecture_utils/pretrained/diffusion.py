@@ -9,7 +9,7 @@ DIFFUSION_CHANNELS = (16, 32, 64)       # the U-Net's widths at 28, 14 and 7 pix
 DIFFUSION_EMB_DIM = 128
 DIFFUSION_SCHEDULE = "cosine"
 DIFFUSION_T = 1000
-DIFFUSION_GUIDANCE = 2.0                # the guidance scale of the shipped metrics (eps_u + w (eps_c - eps_u))
+DIFFUSION_GUIDANCE = 8.0                # the guidance scale of the shipped metrics (eps_u + w (eps_c - eps_u))
 DIFFUSION_EVAL_SEED = 10
 DIFFUSION_EVAL_STEPS = 50
 
