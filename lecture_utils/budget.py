@@ -215,14 +215,15 @@ SIZES: dict[str, dict[str, tuple]] = {
         # self-checks (smoke: weaker forms that a broken model still fails)
         # checks of the main model's quality use the sizes of the budget it was trained in (trained_goals: a few smoke
         # steps learn no classes yet), checks of sample statistics the sizes of the budget that measures them
-        "min_conditional_accuracy": (0.0, 0.95, 0.97),   # the shipped model: 0.972 at w = 8 (DDIM-50, 500 samples)
+        "min_conditional_accuracy": (0.0, 0.94, 0.97),   # the shipped model: 0.972 at w = 8 (DDIM-50, 500 samples; 0.95 on 100)
         "guidance_helps": (False, True, True),   # the best guided accuracy above the unguided one
+        "min_plain_accuracy": (0.0, 0.4, 0.6),   # the conditional model without guidance (w = 1; shipped: 0.58)
         # Unguided samples.  The course's goals are every class >= 5 %, mean confidence >= 0.85 and a Fréchet distance
         # below notebook 04's DCGAN; the standard recipe's 30 epochs do not reach them (shipped: 1.4 %, 0.70, 139 against
         # the DCGAN's 31), so standard asserts what it reaches and full the goals (docs/recipes.md).
         "min_class_share": (0.0, 0.005, 0.05),
         "min_confidence": (0.2, 0.65, 0.85),
-        "max_ddim_vs_ddpm": (1.0, 0.10, 0.10),  # DDIM-50's Fréchet distance within this share of DDPM's
+        "max_ddim_vs_ddpm": (3.0, 0.10, 0.10),  # DDIM (sample_steps) Fréchet distance within this share of DDPM's
         "min_inpaint_classes": (1.0, 2.0, 2.0),   # distinct classes among a half-digit's 8 completions (mean)
         "beats_dcgan": (False, False, True),   # unguided Fréchet distance below notebook 04's DCGAN (1,000 samples each)
         "regression_epochs": (1, 8, 15),       # the deterministic U-Net that completes half-digits with L1
