@@ -138,9 +138,9 @@ class Session:
         return model.to(self.device).eval()
 
     def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None,
-                     captions: list[str] | None = None) -> Path:
+                     captions: list[str] | None = None, **more_images: torch.Tensor) -> Path:
         """:func:`save_samples` under this notebook's stem."""
-        return save_samples(self.stem, images, labels=labels, captions=captions)
+        return save_samples(self.stem, images, labels=labels, captions=captions, **more_images)
 
 
 RECORD_FIELDS = ("notebook", "budget", "device", "data_source", "wall_time_s", "pretrained", "presenter_mode",
@@ -168,20 +168,22 @@ def _check_writable(folder: Path) -> None:
 
 
 def save_samples(stem: str, images: torch.Tensor, labels: torch.Tensor | None = None,
-                 captions: list[str] | None = None) -> Path:
+                 captions: list[str] | None = None, **more_images: torch.Tensor) -> Path:
     """Save generated samples to ``build/results/<stem>_samples.npz``, so anyone can score them.
 
     ``images``: N x C x H x W floats in [0, 1], stored as uint8 (``images``); ``labels``: N ints (the
     requested classes of a conditional model) or None; ``captions``: N strings (a text-conditional
-    model's prompts) or None.  The file is written atomically: a unique temporary file, then
+    model's prompts) or None; ``more_images``: further named batches of images (e.g. ``unguided=...``),
+    stored as uint8 too.  The file is written atomically: a unique temporary file, then
     ``os.replace``, so a reader never sees half a file and concurrent writers do not mix.
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be an N x C x H x W tensor, got "
-                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    arrays = {}
+    for name, batch in {"images": images, **more_images}.items():
+        if not isinstance(batch, torch.Tensor) or batch.ndim != 4:
+            raise ValueError(f"{name} must be an N x C x H x W tensor, got "
+                             f"{tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__}")
+        arrays[name] = (batch.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     n = images.shape[0]
-    pixels = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    arrays = {"images": pixels}
     if labels is not None:
         check_label_shape(labels, "labels", n)
         arrays["labels"] = labels.detach().cpu().numpy().astype(np.int64)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 COURSE_ORDER = ["autoencoders", "vae_elbo", "gan_minimax", "dcgan_patchgan", "class_conditional",
-                "super_resolution", "image_editing", "style_transfer", "text_to_image"]
+                "super_resolution", "image_editing", "style_transfer", "text_to_image", "diffusion"]
 
 
 def notebooks():

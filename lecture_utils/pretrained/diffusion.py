@@ -1,0 +1,89 @@
+"""Recipe of notebook 10: the class-conditional pixel diffusion model (a DDPM denoiser with a "no class" token
+for classifier-free guidance) on 28 x 28 digits.
+
+Maintainer notes (how it was sized) are in ``docs/recipes.md``, section "Diffusion".
+"""
+from . import Recipe, register
+
+DIFFUSION_CHANNELS = (16, 32, 64)       # the U-Net's widths at 28, 14 and 7 pixels, the same in every budget
+DIFFUSION_EMB_DIM = 128
+DIFFUSION_SCHEDULE = "cosine"
+DIFFUSION_T = 1000
+DIFFUSION_GUIDANCE = 8.0                # the guidance scale of the shipped metrics (eps_u + w (eps_c - eps_u))
+DIFFUSION_EVAL_SEED = 10
+DIFFUSION_EVAL_STEPS = 50
+
+
+def schedule():
+    """The noise schedule the model was trained with (cosine, T = 1000)."""
+    from ..diffusion import NoiseSchedule
+
+    return NoiseSchedule.make(DIFFUSION_SCHEDULE, T=DIFFUSION_T)
+
+
+def _build():
+    from ..models.diffusion_unet import DiffusionUNet
+
+    return DiffusionUNet(image_channels=1, channels=DIFFUSION_CHANNELS, num_classes=10, emb_dim=DIFFUSION_EMB_DIM)
+
+
+def _train(model, sizes, device, on_epoch_end=None, ema=None):
+    """Notebook 10's training: the noise-prediction loss with 10 % of the labels dropped, Adam, an EMA of the
+    weights; leaves the EMA (the weights every sample comes from) in ``model`` and returns the
+    :class:`~lecture_utils.diffusion.DiffusionRun`."""
+    import copy
+
+    from ..data import load_mnist
+    from ..diffusion import train_diffusion
+
+    train = load_mnist("train").subset(sizes.n_train)
+    denoiser = copy.deepcopy(model)                         # trained; ``model`` receives its average at the end
+    run = train_diffusion(denoiser, train.images, train.labels, sizes.epochs, schedule=schedule(),
+                          batch_size=sizes.batch_size, lr=sizes.lr, ema_decay=sizes.ema_decay,
+                          p_uncond=sizes.p_uncond, device=device, on_epoch_end=on_epoch_end, ema=ema)
+    model.to(device).load_state_dict(run.ema.state_dict())
+    return run
+
+
+def eval_labels(n: int = 1000):
+    """The requested labels of the evaluation samples: 0, 1, ..., 9, 0, 1, ... (n of them)."""
+    import torch
+
+    return torch.arange(n) % 10
+
+
+def generate(model, labels, w: float, steps: int = DIFFUSION_EVAL_STEPS, seed: int = DIFFUSION_EVAL_SEED,
+             batch_size: int = 500):
+    """DDIM (eta = 0) samples in [0, 1], N x 1 x 28 x 28, for ``labels`` (int64 N) at guidance scale ``w``
+    (w = 0: unguided), in batches; seeded (batch k uses seed + k)."""
+    import torch
+
+    from ..diffusion import ddim_sample, to_image_range
+
+    out = []
+    for k, start in enumerate(range(0, len(labels), batch_size)):
+        chunk = labels[start:start + batch_size]
+        out.append(to_image_range(ddim_sample(model, schedule(), (len(chunk), 1, 28, 28), steps=steps,
+                                              labels=chunk, w=w, seed=seed + k)).cpu())
+    return torch.cat(out)
+
+
+def _evaluate(model):
+    """DDIM-50: conditional accuracy of 500 guided samples (w = DIFFUSION_GUIDANCE), and the sample quality of
+    1,000 unguided ones (w = 0)."""
+    from ..metrics import conditional_accuracy, sample_quality
+
+    model = model.cpu()
+    requested = eval_labels(500)
+    guided = generate(model, requested, DIFFUSION_GUIDANCE)
+    unguided = generate(model, eval_labels(1000), 0.0, seed=DIFFUSION_EVAL_SEED + 100)
+    q = sample_quality(unguided)
+    return {"conditional_accuracy": round(conditional_accuracy(guided, requested), 4),
+            "guidance_scale": DIFFUSION_GUIDANCE,
+            "mean_confidence": round(q["mean_confidence"], 4), "min_class_share": round(min(q["class_shares"]), 4),
+            "frechet_distance": round(q["frechet_distance"], 2)}
+
+
+register(Recipe("diffusion", "10_diffusion", _build, _train, _evaluate,
+                tolerance={"conditional_accuracy": 0.005, "guidance_scale": 0.0, "mean_confidence": 0.005,
+                           "min_class_share": 0.003, "frechet_distance": 1.0}))
