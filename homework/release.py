@@ -45,11 +45,13 @@ import homework as homework_tool  # noqa: E402
 STAMP = ".course-release"                 # marks a folder written by this tool (safe to replace)
 # Paths (fnmatch patterns, relative to the repository) that stay in the course repository.
 STAFF_ONLY = ("README.md", "homework/*", "tests/test_homework*.py", "tests/test_release*.py",
-              "benchmarks/bench_homework*")
+              "benchmarks/bench_homework*", "solutions/*")
 SOLUTION_TAG = "solution"
 SOLUTION_FIRST_LINE = "# SOLUTION"
+EXERCISE_SOLUTIONS = "EXERCISE SOLUTIONS: instructors only"   # first line of every solutions/NN_topic.md
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", SOLUTION_FIRST_LINE, "BEGIN QUESTION", "END QUESTION",
-           "ASSIGNMENT CONFIG", "BEGIN TESTS", "BEGIN TEST CONFIG", "hidden: true", "otter_assign_solution_cell")
+           "ASSIGNMENT CONFIG", "BEGIN TESTS", "BEGIN TEST CONFIG", "hidden: true", "otter_assign_solution_cell",
+           EXERCISE_SOLUTIONS)
 
 
 def say(message: str) -> None:
@@ -204,7 +206,8 @@ def _lines_of_hidden_tests_and_solutions(root: Path) -> tuple[dict[str, str], se
                 else:
                     elsewhere.add(stripped)
     for name in course_files(root):
-        if name.startswith("homework/") or not name.endswith((".py", ".ipynb", ".md")):
+        if (name.startswith("homework/") or not name.endswith((".py", ".ipynb", ".md"))
+                or any(fnmatch.fnmatch(name, pattern) for pattern in STAFF_ONLY)):
             continue
         text = (root / name).read_text(errors="replace")
         if name.endswith(".ipynb"):

@@ -29,7 +29,7 @@ def _load(name, path):
 release_tool = _load("release_tool", ROOT / "homework" / "release.py")
 MASTERS = sorted((ROOT / "homework").glob("hw*.ipynb"))
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "# SOLUTION", "BEGIN QUESTION", "ASSIGNMENT CONFIG",
-           "BEGIN TEST CONFIG", "hidden: true", "otter_assign_solution_cell")
+           "BEGIN TEST CONFIG", "hidden: true", "otter_assign_solution_cell", "EXERCISE SOLUTIONS")
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,16 @@ def test_no_master_solution_hidden_test_or_exercise_solution_in_the_edition(edit
     assert len(files) > 50
     for master in MASTERS:
         assert not (edition / "homework" / master.name).exists()
+    # the notebooks' worked exercise solutions (solutions/NN_topic.md) stay with the instructors
+    exercise_solutions = sorted((ROOT / "solutions").glob("*.md"))
+    assert exercise_solutions and not (edition / "solutions").exists()
+    for solution in exercise_solutions:
+        lines = {line.strip() for line in solution.read_text().splitlines() if len(line.strip()) > 40}
+        for name in release_tool.course_files(ROOT):          # lines the course also has elsewhere may ship
+            if not name.startswith("solutions/") and name.endswith((".py", ".md", ".ipynb", ".txt")):
+                lines -= {line.strip() for line in (ROOT / name).read_text(errors="replace").splitlines()}
+        for path, text in files:
+            assert not lines & {line.strip() for line in text.splitlines()}, f"{path}: a line of {solution.name}"
     assert not [p for p in edition.rglob("*") if p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() in masters]
     assert not [p for p in edition.rglob("*autograder*")]
     for path, text in files:
