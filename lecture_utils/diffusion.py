@@ -29,6 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .checks import check_range
+
 SCHEDULES = ("linear", "cosine")
 
 
@@ -447,9 +449,9 @@ def train_diffusion(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                     schedule: NoiseSchedule | None = None, **options) -> DiffusionRun:
     """Train a denoiser on ``images`` (N x C x H x W in [0, 1], mapped to [-1, 1]) with labels (int64 N, or None);
     see :func:`train_denoiser` for the options."""
-    if images.ndim != 4 or float(images.min()) < 0 or float(images.max()) > 1:
-        raise ValueError(f"images must be N x C x H x W in [0, 1], got shape {tuple(images.shape)} "
-                         f"with values in [{float(images.min()):.3g}, {float(images.max()):.3g}]")
+    if images.ndim != 4:
+        raise ValueError(f"images must be N x C x H x W in [0, 1], got shape {tuple(images.shape)}")
+    check_range(images, "images", 0.0, 1.0, hint="divide 8-bit images by 255")   # NaN fails here too
     return train_denoiser(model, to_model_range(images.float()), labels, epochs, schedule, **options)
 
 

@@ -19,9 +19,8 @@ On CUDA, steps wrap their forward pass in :func:`autocast` (bf16).
 from __future__ import annotations
 
 import contextlib
+import io
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import nn
 
 from .budget import get_budget
 from .checks import check_finite, check_image_batch
+from .paths import atomic_write
 
 
 class DivergenceError(RuntimeError):
@@ -87,19 +87,9 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
                 else "no checkpoint was written")
         raise DivergenceError(f"refusing to write a checkpoint with NaN or infinite values in "
                               f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; {kept}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return atomic_write(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

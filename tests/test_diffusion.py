@@ -241,8 +241,10 @@ def test_training_lowers_the_noise_prediction_loss():
     losses = run.history["loss"]
     assert losses[-1] < 0.6 * losses[0]
     assert isinstance(run.ema, DiffusionUNet)
-    with pytest.raises(ValueError, match=r"images must be N x C x H x W in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"images must lie in \[0, 1\], got values in \[0, 2\]"):
         D.train_diffusion(model, images * 2, labels, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"images .*NaN"):
+        D.train_diffusion(model, images.masked_fill(images > 0.5, float("nan")), labels, epochs=1, progress=False)
 
 
 def test_ddpm_is_ddim_with_eta_one_on_every_step():

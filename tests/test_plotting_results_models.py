@@ -149,7 +149,7 @@ def test_save_samples_writes_uint8_atomically_and_checks_its_input(tmp_path, mon
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
     with pytest.raises(ValueError, match="images must be an N x C x H x W tensor"):
         results.save_samples("x", torch.rand(4, 8, 8))
-    with pytest.raises(ValueError, match="labels must have 4 entries"):
+    with pytest.raises(ValueError, match="labels must be a 1-D tensor of 4 class indices"):
         results.save_samples("x", torch.rand(4, 1, 8, 8), labels=torch.arange(3))
     with pytest.raises(ValueError, match="captions must be 4 strings"):
         results.save_samples("x", torch.rand(4, 1, 8, 8), captions=["a"])
