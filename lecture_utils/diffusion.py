@@ -30,6 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from .checks import check_range
+from .data import BatchIterator
+from .gan_training import EMA
+from .train import adam, fit, scheduled_epoch_end
 
 SCHEDULES = ("linear", "cosine")
 
@@ -469,10 +472,6 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | No
     :class:`~lecture_utils.gan_training.EMA` of ``model``) to read it there.  ``channels_last`` (default: on for
     4-D data on CPU and CUDA) stores images and weights channels-last, which oneDNN's and cuDNN's convolutions run
     faster (benchmarks/bench_diffusion_loop.py)."""
-    from .data import BatchIterator
-    from .gan_training import EMA
-    from .train import adam, fit, scheduled_epoch_end
-
     if labels is not None and labels.shape != (x0.shape[0],):
         raise ValueError(f"labels must have shape ({x0.shape[0]},), got {tuple(labels.shape)}")
     schedule = schedule or NoiseSchedule.make("cosine")

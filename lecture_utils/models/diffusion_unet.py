@@ -31,6 +31,16 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)               # N x dim
 
 
+
+def condition_embedding(model: nn.Module, t: torch.Tensor, y: torch.Tensor | None, width: int) -> torch.Tensor:
+    """The time (+ class) embedding both denoisers condition on: ``model.time_mlp`` of the sinusoidal embedding
+    of t (``width`` frequencies), plus ``model.class_emb(y)`` when the model has classes; y = None means the
+    "no class" token for every row (the unconditional prediction of classifier-free guidance)."""
+    emb = model.time_mlp(timestep_embedding(t, width))
+    if model.class_emb is not None:
+        emb = emb + model.class_emb(torch.full_like(t, model.no_class) if y is None else y)
+    return emb
+
 class ResBlock(nn.Module):
     """norm -> SiLU -> conv 3x3, norm scaled and shifted by the embedding (one scale and one shift per channel,
     "FiLM"), SiLU -> conv 3x3, plus a skip (1 x 1 conv when the channel count changes)."""
@@ -96,11 +106,7 @@ class DiffusionUNet(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.image_channels or x.shape[2] % 4 or x.shape[3] % 4:
             raise ValueError(f"x must be N x {self.image_channels} x H x W with H, W divisible by 4, "
                              f"got shape {tuple(x.shape)}")
-        emb = self.time_mlp(timestep_embedding(t, self.conv_in.out_channels))       # N x emb_dim
-        if self.class_emb is not None:
-            if y is None:
-                y = torch.full_like(t, self.no_class)
-            emb = emb + self.class_emb(y)
+        emb = condition_embedding(self, t, y, self.conv_in.out_channels)            # N x emb_dim
         h0 = self.conv_in(x)                                      # N x c1 x 28 x 28
         h1 = self.down1(h0, emb)                                  # N x c1 x 28 x 28
         h2 = self.down2(self.pool1(h1), emb)                      # N x c2 x 14 x 14
@@ -143,9 +149,7 @@ class LatentDenoiser(nn.Module):
     def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be N x {self.latent_dim}, got shape {tuple(z.shape)}")
-        emb = self.time_mlp(timestep_embedding(t, self.hidden))                    # N x emb_dim
-        if self.class_emb is not None:
-            emb = emb + self.class_emb(torch.full_like(t, self.no_class) if y is None else y)
+        emb = condition_embedding(self, t, y, self.hidden)                         # N x emb_dim
         h = self.inp(z)                                                            # N x hidden
         for layer, norm, film in zip(self.layers, self.norms, self.films):
             scale, shift = film(emb).chunk(2, dim=1)
