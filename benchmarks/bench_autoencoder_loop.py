@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from _compare import compare
 from lecture_utils.budget import get_device
 from lecture_utils.data import BatchIterator, load_mnist
 from lecture_utils.models.autoencoder import MLPAutoencoder
@@ -72,17 +73,12 @@ def main() -> None:
     images = load_mnist("train").images
     print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch_size}, steps {args.steps}, "
           f"{len(images)} images")
-    results = {"reference (DataLoader + .item())": [], "ours (BatchIterator + fit)": []}
-    for repeat in range(args.repeats):
-        for name, loop in zip(results, (reference_loop, our_loop)):
-            torch.manual_seed(repeat)
-            model = MLPAutoencoder(code_size=args.code_size).to(device)
-            results[name].append(loop(model, images, args.batch_size, args.steps, device))
-    best = {name: max(values) for name, values in results.items()}
-    for name, value in best.items():
-        print(f"{name:34s} {value:10,.0f} images/s   (repeats: {', '.join(f'{v:,.0f}' for v in results[name])})")
-    reference, ours = best.values()
-    print(f"{'ratio ours / reference':34s} {ours / reference:10.2f}x   (goal: >= 1.2x on a 2-core CPU)")
+
+    def timed(loop):                      # a fresh model for every repeat
+        return lambda: loop(MLPAutoencoder(code_size=args.code_size).to(device), images, args.batch_size, args.steps, device)
+
+    compare({"reference (DataLoader + .item())": timed(reference_loop),
+             "ours (BatchIterator + fit)": timed(our_loop)}, args.repeats, goal=">= 1.2x on a 2-core CPU")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from lecture_utils import diffusion as D
+from _compare import compare
 from lecture_utils.budget import get_device
 from lecture_utils.data import load_mnist
 from lecture_utils.pretrained import RECIPES
@@ -86,17 +87,13 @@ def main() -> None:
         args.steps = images.shape[0] // args.batch_size
     print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch_size}, steps {args.steps}, "
           f"{len(images)} images")
-    results = {"reference (DataLoader + .item())": [], "ours (BatchIterator + fit)": []}
-    for repeat in range(args.repeats):
-        for name, loop in zip(results, (reference_loop, our_loop)):
-            torch.manual_seed(repeat)
-            model = RECIPES["diffusion"].build().to(device)
-            results[name].append(loop(model, images, labels, args.batch_size, args.steps, device))
-    best = {name: max(values) for name, values in results.items()}
-    for name, value in best.items():
-        print(f"{name:34s} {value:10,.0f} images/s   (repeats: {', '.join(f'{v:,.0f}' for v in results[name])})")
-    reference, ours = best.values()
-    print(f"{'ratio ours / reference':34s} {ours / reference:10.2f}x   (goal: >= 1.2x on a 2-core CPU)")
+
+    def timed(loop):                      # a fresh model for every repeat
+        return lambda: loop(RECIPES["diffusion"].build().to(device), images, labels, args.batch_size, args.steps,
+                            device)
+
+    compare({"reference (DataLoader + .item())": timed(reference_loop),
+             "ours (BatchIterator + fit)": timed(our_loop)}, args.repeats, goal=">= 1.2x on a 2-core CPU")
 
 
 if __name__ == "__main__":
