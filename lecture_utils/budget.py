@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -89,7 +89,7 @@ SIZES: dict[str, dict[str, tuple]] = {
         # (the DCGAN's width is fixed, ngf = ndf = 32, in every budget: lecture_utils.pretrained.gans)
         "batch_size": (64, 32, 64),                  # more generator updates per second of CPU (see notebook)
         "lr": (4e-4, 4e-4, 2e-4),                    # with R1, 4e-4 starts faster on a CPU (see notebook)
-        "dcgan_epochs": (1, 60, 25),                 # standard: about 160 s on both cores of a 2-core CPU
+        "dcgan_epochs": (1, 60, 25),                 # standard: minutes on a laptop CPU (docs/recipes.md)
         "ema_decay": (0.999, 0.999, 0.999),          # the generator's exponential moving average (sampled from)
         "r1_gamma": (1.0, 1.0, 1.0),                 # R1 penalty gamma / 2 |grad_x D(x)|^2 on real digits
         "r1_every": (4, 4, 4),                       # ... on every 4th D update, times 4 (lazy regularisation)
@@ -142,7 +142,7 @@ SIZES: dict[str, dict[str, tuple]] = {
         "patch_size_x2": (32, 64, 128),
         "epochs_x2": (2, 6, 30),
         # PSNR gains of the CNN over bicubic that the notebook asserts (dB): a few seconds of training must
-        # not hurt much; the standard budget's minutes gain a decibel at x2 and at x4 (the issue's goal): the
+        # not hurt much; the standard budget's minutes gain a decibel at x2 and at x4 (the course's goal): the
         # shipped x4 CNN gains +1.02 dB on chelsea and flower (+0.79 dB without the random turns and mirrors
         # of the training patches; other augmentation seeds +1.02 and +1.06), asserted with a margin for
         # the float rounding of other thread counts.
@@ -240,7 +240,6 @@ class Budget:
 
     name: str
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
     @property
     def index(self) -> int:
@@ -253,16 +252,6 @@ class Budget:
                 f"unknown budget section {section!r}; expected one of {sorted(SIZES)}"
             )
         return SimpleNamespace(**{k: v[self.index] for k, v in SIZES[section].items()})
-
-
-def register_sizes(section: str, table: dict[str, tuple]) -> None:
-    """Add (or replace) a notebook's size table; each value is a (smoke, standard, full) tuple."""
-    for key, value in table.items():
-        if not (isinstance(value, tuple) and len(value) == 3):
-            raise ValueError(
-                f"size {section}.{key} must be a (smoke, standard, full) tuple, got {value!r}"
-            )
-    SIZES[section] = dict(table)
 
 
 TRUE_SPELLINGS = ("1", "true", "yes", "on")

@@ -3,8 +3,8 @@ widgets, the start of a training run).
 
 Each check raises ``ValueError`` naming the argument, what was expected and what was given.  The
 checks that read values (NaN/inf, range, label range) cost one device sync each, so they run once per
-data set or per call of a metric, never inside a training step; :func:`check_shape_dtype` reads only
-metadata and is free to call in ``forward``.
+data set or per call of a metric, never inside a training step; :func:`check_input_dtype` and
+:func:`check_label_shape` read only metadata and are free to call in ``forward``.
 
 A NaN compares False with everything, so a test such as ``float(x.min()) < low`` lets it through:
 here the minimum and maximum are read with ``torch.aminmax``, which propagates NaN, and a NaN or an
@@ -75,12 +75,16 @@ def check_range(x: torch.Tensor, name: str, low: float, high: float, tolerance: 
     return x
 
 
+def _uint8_hint(x: torch.Tensor) -> str:
+    # 8-bit images hold 0..255; the library's images are floats in [0, 1]
+    return " (divide 8-bit images by 255: images.float() / 255)" if x.dtype == torch.uint8 else ""
+
+
 def check_float(x: torch.Tensor, name: str) -> torch.Tensor:
     """``x`` must be a floating-point tensor (images are float in the library, not uint8)."""
     check_tensor(x, name)
     if not x.is_floating_point():
-        hint = " (divide 8-bit images by 255: images.float() / 255)" if x.dtype == torch.uint8 else ""
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}{hint}")
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}{_uint8_hint(x)}")
     return x
 
 
@@ -146,8 +150,7 @@ def check_input_dtype(x: torch.Tensor, name: str, module: torch.nn.Module) -> to
     parameter = next(module.parameters(), None)
     expected = parameter.dtype if parameter is not None else torch.float32
     if not x.is_floating_point():
-        hint = " (divide 8-bit images by 255: images.float() / 255)" if x.dtype == torch.uint8 else ""
-        raise ValueError(f"{name} must be a {expected} tensor, got dtype {x.dtype}{hint}")
+        raise ValueError(f"{name} must be a {expected} tensor, got dtype {x.dtype}{_uint8_hint(x)}")
     if x.device.type != "meta" and torch.is_autocast_enabled(x.device.type):
         return x                # autocast casts each operation's inputs itself (bf16 activations on CUDA)
     if x.dtype != expected:

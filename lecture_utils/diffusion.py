@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .checks import check_range
-from .data import BatchIterator
+from .data import BatchIterator, check_mask
 from .gan_training import EMA
 from .train import adam, fit, scheduled_epoch_end
 
@@ -357,14 +357,11 @@ def ddim_invert(model, schedule: NoiseSchedule, x0: torch.Tensor, steps: int = 5
 
 
 # --------------------------------------------------------------------------- editing by sampling
-def _check_known(known: torch.Tensor, mask: torch.Tensor) -> None:
-    if known.ndim != 4:
-        raise ValueError(f"known must be N x C x H x W, got shape {tuple(known.shape)}")
-    if mask.shape != (known.shape[0], 1, *known.shape[2:]):
-        raise ValueError(f"mask must be {known.shape[0]} x 1 x {known.shape[2]} x {known.shape[3]} "
-                         f"(1 = known pixel), got {tuple(mask.shape)}")
-    if bool(((mask != 0) & (mask != 1)).any()):
-        raise ValueError("mask must hold only 0 (missing) and 1 (known)")
+def _check_known(known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    if not torch.is_tensor(known) or known.ndim != 4:
+        shape = tuple(known.shape) if torch.is_tensor(known) else type(known).__name__
+        raise ValueError(f"known must be N x C x H x W in [-1, 1], got shape {shape}")
+    return check_mask(mask, known)
 
 
 @torch.no_grad()
@@ -373,16 +370,19 @@ def inpaint(model, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Ten
     """RePaint (Lugmayr et al., 2022): sample the missing pixels, and after every step replace the known ones by
     the known image noised to the same level, q(x_t | x_0); the last step puts them back exactly.
 
-    known: N x C x H x W in [-1, 1]; mask: N x 1 x H x W, 1 = known, 0 = to fill.  The reverse steps are DDIM
-    with eta = 1 (ancestral) on ``steps`` time steps; ``resample`` = r > 1 goes back one step r - 1 times
-    (noise again, denoise again) so that the filled part harmonises with the known part."""
-    _check_known(known, mask)
+    known: N x C x H x W in [-1, 1] (its missing pixels are ignored); mask: N x 1 x H x W, 1 = missing (to fill),
+    0 = known: the course's mask convention (:func:`lecture_utils.data.check_mask`), as in notebook 07 and the
+    masked metrics.  The reverse steps are DDIM with eta = 1 (ancestral) on ``steps`` time steps; ``resample``
+    = r > 1 goes back one step r - 1 times (noise again, denoise again) so that the filled part harmonises with
+    the known part."""
+    missing = _check_known(known, mask)
     if not isinstance(resample, int) or resample < 1:
         raise ValueError(f"resample must be a positive int, got {resample!r}")
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(seed)
     labels = _check_labels(labels, known.shape[0], model)
-    known, mask = known.to(device), mask.to(device).to(known.dtype)
+    known = known.to(device)
+    keep = 1 - missing.to(device, known.dtype)                    # 1 = known pixel: the one that is copied back
     times = ddim_timesteps(schedule.T, steps)
     x = torch.randn(known.shape, generator=generator, device=device)
     for t, t_prev in zip(times, times[1:] + [-1]):
@@ -390,12 +390,12 @@ def inpaint(model, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Ten
             x = ddim_step(model, schedule, x, t, t_prev, labels, w, eta=1.0, generator=generator)
             if t_prev >= 0:
                 noise = torch.randn(known.shape, generator=generator, device=device)
-                x = mask * q_sample(schedule, known, torch.tensor(t_prev), noise) + (1 - mask) * x
+                x = keep * q_sample(schedule, known, torch.tensor(t_prev), noise) + (1 - keep) * x
                 if r < resample - 1:                              # back up to x_t: q(x_t | x_t_prev)
                     ratio = float(schedule.alpha_bars[t] / schedule.alpha_bars[t_prev])
                     x = math.sqrt(ratio) * x + math.sqrt(1 - ratio) * torch.randn(
                         x.shape, generator=generator, device=device)
-    return mask * known + (1 - mask) * x
+    return keep * known + (1 - keep) * x
 
 
 def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:

@@ -7,9 +7,14 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from .checkpoints import load_shipped
 from .checks import check_finite, check_image_batch, check_labels, check_not_empty, check_range, check_tensor
+from .data import check_mask, load_mnist
+from .models.classifier import MNISTClassifier
 
 
 def reconstruction_mse(original: torch.Tensor, reconstruction: torch.Tensor) -> float:
@@ -62,9 +67,6 @@ def load_classifier():
     """The shipped MNIST classifier (eval mode, CPU), verified against its sha256; cached."""
     global _classifier
     if _classifier is None:
-        from .checkpoints import load_shipped
-        from .models.classifier import MNISTClassifier
-
         model = MNISTClassifier()
         model.load_state_dict(load_shipped("mnist_classifier")["model"])
         _classifier = model.eval()
@@ -125,8 +127,6 @@ def _reference_features(reference: torch.Tensor | None) -> torch.Tensor:
     if reference is not None:
         return classifier_features(reference)
     if "test" not in _reference_cache:
-        from .data import load_mnist
-
         _reference_cache["test"] = classifier_features(load_mnist("test", verbose=False).images)
     return _reference_cache["test"]
 
@@ -166,8 +166,8 @@ def conditional_accuracy(images: torch.Tensor, requested: torch.Tensor) -> float
 # --------------------------------------------------------------------------- image fidelity: PSNR and SSIM (notebooks 06-07)
 # Distortion measures for restoration (super-resolution, inpainting, colorization, uncropping), computed
 # with scikit-image's reference implementations.  ``data_range`` is the span of the pixel values, 1.0 for
-# images in [0, 1] (255 for uint8): get it wrong and PSNR is off by 20 log10(255) = 48 dB.  The masked
-# variants score only the pixels that were missing (mask = 1), where the model had to invent content.
+# images in [0, 1] (255 for uint8): get it wrong and PSNR is off by 20 log10(255) = 48 dB.  With a mask they
+# score only the pixels that were missing (mask = 1), where the model had to invent content.
 def _check_pair(prediction: torch.Tensor, target: torch.Tensor, data_range: float):
     prediction, target = torch.as_tensor(prediction), torch.as_tensor(target)
     if not (isinstance(data_range, numbers.Real) and math.isfinite(data_range) and data_range > 0):
@@ -186,18 +186,10 @@ def _check_pair(prediction: torch.Tensor, target: torch.Tensor, data_range: floa
 
 
 def _check_mask(mask: torch.Tensor | None, images: torch.Tensor) -> torch.Tensor | None:
+    # the course's mask convention (1 = missing), checked by data.check_mask; a metric also needs a region to score
     if mask is None:
         return None
-    mask = torch.as_tensor(mask)
-    if mask.ndim == 3:
-        mask = mask[None]
-    n, _, h, w = images.shape
-    if mask.ndim != 4 or mask.shape[0] != n or mask.shape[1] != 1 or tuple(mask.shape[2:]) != (h, w):
-        raise ValueError(f"mask must be {n} x 1 x {h} x {w} (1 = missing pixel, one per image), "
-                         f"got shape {tuple(mask.shape)}")
-    mask = mask.detach().double().cpu()
-    if bool(((mask != 0) & (mask != 1)).any()):
-        raise ValueError("mask must hold only 0 (known) and 1 (missing)")
+    mask = check_mask(torch.as_tensor(mask), images).double().cpu()
     if bool((mask.flatten(1).sum(1) == 0).any()):
         raise ValueError("mask is empty for at least one image: there is no missing region to score")
     return mask
@@ -216,9 +208,6 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
     prediction, target = _check_pair(prediction, target, data_range)
     mask = _check_mask(mask, prediction)
     if mask is None:
-        import numpy as np
-        from skimage.metrics import peak_signal_noise_ratio
-
         with np.errstate(divide="ignore"):                                      # MSE 0: +inf, no warning
             values = [peak_signal_noise_ratio(t.numpy(), p.numpy(), data_range=data_range)
                       for p, t in zip(prediction, target)]
@@ -237,8 +226,6 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
     ``mask`` (N x 1 x H x W of 0/1) its SSIM *map* is averaged over the masked pixels only (leaving out
     the 3-pixel border, as scikit-image does).  Images must be at least 7 x 7 pixels.
     """
-    from skimage.metrics import structural_similarity
-
     prediction, target = _check_pair(prediction, target, data_range)
     mask = _check_mask(mask, prediction)
     if min(prediction.shape[2:]) < 7:
@@ -256,16 +243,6 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
                 region, local = mask[i, 0].numpy() > 0, ssim_map.mean(axis=0)
             values.append(float(local[region].mean()))
     return float(sum(values) / len(values))
-
-
-def masked_psnr(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0) -> float:
-    """PSNR on the missing region only (``mask`` = 1): :func:`psnr` with a mask."""
-    return psnr(prediction, target, data_range=data_range, mask=mask)
-
-
-def masked_ssim(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0) -> float:
-    """SSIM averaged over the missing region only (``mask`` = 1): :func:`ssim` with a mask."""
-    return ssim(prediction, target, data_range=data_range, mask=mask)
 
 
 # --------------------------------------------------------------------------- sharpness (notebook 04)

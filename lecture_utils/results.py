@@ -16,14 +16,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
 
 from . import __version__
 from .budget import Budget, get_budget, get_device, presenting, seed_everything, use_pretrained
+from .checkpoints import entry, load_shipped
 from .checks import check_label_shape
 from .data import sources_used
 from .paths import atomic_write, build_dir
+from .train import load_into
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -121,9 +124,6 @@ class Session:
         session's switch, on in presenter mode) chooses.  Loading verifies the checkpoint's sha256 and
         uses ``weights_only=True``.  Returns the model in eval mode on ``self.device``.
         """
-        from .checkpoints import entry, load_shipped
-        from .train import load_into
-
         pretrained = self.pretrained if pretrained is None else pretrained
         model = build()
         if pretrained:
@@ -224,8 +224,6 @@ def start(stem: str, min_version: str = "0.1.0", seed: int = 0) -> Session:
 
 def use_presenter_style() -> None:
     """Figure fonts and line widths readable from the back of a lecture hall."""
-    import matplotlib
-
     matplotlib.rcParams.update({
         "font.size": 16, "axes.titlesize": 20, "axes.labelsize": 18, "xtick.labelsize": 14,
         "ytick.labelsize": 14, "legend.fontsize": 14, "figure.titlesize": 22, "lines.linewidth": 2.5,

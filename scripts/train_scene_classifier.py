@@ -19,8 +19,8 @@ import torch
 from lecture_utils.budget import seed_everything
 from lecture_utils.checkpoints import ship
 from lecture_utils.data import SCENE_HELDOUT, BatchIterator, make_scenes
-from lecture_utils.models.text_to_image import (HEADS, SCENE_CLASSIFIER_NAME, SceneAttributeClassifier,
-                                                attribute_accuracy, blur_and_noise, classifier_loss)
+from lecture_utils.models.text_to_image import HEADS, SceneAttributeClassifier
+from lecture_utils.text_to_image import SCENE_CLASSIFIER_NAME, attribute_accuracy, blur_and_noise, classifier_loss
 from lecture_utils.train import fit
 
 

@@ -464,10 +464,11 @@ def test_gan_run_sample_refuses_a_seed_it_cannot_use():
 
 
 def test_text_to_image_generate_restores_the_training_mode():
-    from lecture_utils.models import text_to_image as TTI
+    from lecture_utils import text_to_image as TTI
+    from lecture_utils.models.text_to_image import TextToImageVAE, Tokenizer
 
-    tokenizer = TTI.Tokenizer()
-    model = TTI.TextToImageVAE(len(tokenizer), channels=8)
+    tokenizer = Tokenizer()
+    model = TextToImageVAE(len(tokenizer), channels=8)
     for mode in (True, False):
         model.train(mode)
         images = TTI.generate(model, tokenizer, "a red circle on the left", samples_per_caption=2)

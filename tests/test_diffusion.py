@@ -169,7 +169,7 @@ def test_repaint_keeps_the_known_pixels_exactly_and_varies_the_rest():
     model = GaussianDenoiser(schedule)
     known = torch.rand(2, 1, 6, 6) * 2 - 1
     mask = torch.zeros(2, 1, 6, 6)
-    mask[..., :3] = 1                                     # left half known
+    mask[..., 3:] = 1                                     # 1 = missing: the right half; the left half is known
     a = D.inpaint(model, schedule, known, mask, steps=20, seed=0, resample=2)
     b = D.inpaint(model, schedule, known, mask, steps=20, seed=1)
     assert torch.equal(a[..., :3], known[..., :3]) and torch.equal(b[..., :3], known[..., :3])

@@ -61,12 +61,12 @@ def test_masked_psnr_scores_only_the_missing_pixels(images):
         region = mask[k, 0].numpy() > 0
         diff = (prediction[k].numpy() - images[k].numpy())[:, region]
         expected = 10 * np.log10(1 / np.mean(diff.astype(np.float64) ** 2))
-        assert metrics.masked_psnr(prediction[k:k + 1], images[k:k + 1], mask[k:k + 1]) == pytest.approx(expected, rel=1e-6)
+        assert metrics.psnr(prediction[k:k + 1], images[k:k + 1], mask=mask[k:k + 1]) == pytest.approx(expected, rel=1e-6)
     full = torch.ones(images.shape[0], 1, 32, 32)
     assert metrics.psnr(prediction, images, mask=full) == pytest.approx(metrics.psnr(prediction, images), rel=1e-9)
     # errors outside the mask do not count
     worse_outside = (prediction + (1 - mask) * 0.3).clamp(0, 1)
-    assert metrics.masked_psnr(worse_outside, images, mask) == pytest.approx(metrics.masked_psnr(prediction, images, mask))
+    assert metrics.psnr(worse_outside, images, mask=mask) == pytest.approx(metrics.psnr(prediction, images, mask=mask))
 
 
 def test_ssim_matches_scikit_image_and_its_masked_mean(images):
@@ -76,10 +76,10 @@ def test_ssim_matches_scikit_image_and_its_masked_mean(images):
     assert metrics.ssim(noisy, images) == pytest.approx(expected, rel=1e-6)   # float64 vs float32
     assert metrics.ssim(images, images) == pytest.approx(1.0)
     full = torch.ones(images.shape[0], 1, 32, 32)
-    assert metrics.masked_ssim(noisy, images, full) == pytest.approx(expected, rel=1e-6)
+    assert metrics.ssim(noisy, images, mask=full) == pytest.approx(expected, rel=1e-6)
     mask = box_masks(images.shape[0], 32, seed=5)
     damaged = images * (1 - mask)
-    assert metrics.masked_ssim(damaged, images, mask) < metrics.ssim(damaged, images)
+    assert metrics.ssim(damaged, images, mask=mask) < metrics.ssim(damaged, images)
 
 
 def test_metric_masks_of_the_wrong_shape_raise(images):

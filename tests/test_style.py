@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from lecture_utils import data as D
 from lecture_utils import losses as L
+from lecture_utils import style_transfer as ST
 from lecture_utils.models import style as S
 
 
@@ -208,7 +209,7 @@ def small_pair():
 def test_transfer_style_lowers_the_style_loss(small_pair, optimizer):
     content, style = small_pair
     extractor = S.RandomMultiScaleFeatures(channels=16, scales=3).freeze()
-    result = S.transfer_style(content, style, extractor, steps=25, style_weight=100.0, optimizer=optimizer,
+    result = ST.transfer_style(content, style, extractor, steps=25, style_weight=100.0, optimizer=optimizer,
                               lr=0.05 if optimizer == "adam" else None)
     first, last = result.history[0], result.history[-1]
     assert last["style"] < 0.5 * first["style"], (first, last)
@@ -221,7 +222,7 @@ def test_transfer_style_lowers_the_style_loss(small_pair, optimizer):
 def test_without_style_weight_the_content_stays(small_pair):
     content, style = small_pair
     extractor = S.RandomMultiScaleFeatures(channels=8, scales=3).freeze()
-    result = S.transfer_style(content, style, extractor, steps=5, style_weight=0.0)
+    result = ST.transfer_style(content, style, extractor, steps=5, style_weight=0.0)
     torch.testing.assert_close(result.image[0], content)
     assert result.raw["content"] == 0.0
 
@@ -230,13 +231,13 @@ def test_transfer_style_rejects_bad_input(small_pair):
     content, style = small_pair
     extractor = S.RandomMultiScaleFeatures(channels=8, scales=2).freeze()
     with pytest.raises(ValueError, match="content must be a tensor N x 3 x H x W"):
-        S.transfer_style(content[:1], style, extractor, steps=1)
-    with pytest.raises(ValueError, match=r"style must have values in \[0, 1\]"):
-        S.transfer_style(content, style * 2, extractor, steps=1)
+        ST.transfer_style(content[:1], style, extractor, steps=1)
+    with pytest.raises(ValueError, match=r"style must lie in \[0, 1\]"):
+        ST.transfer_style(content, style * 2, extractor, steps=1)
     with pytest.raises(ValueError, match="optimizer must be"):
-        S.transfer_style(content, style, extractor, steps=1, optimizer="sgd")
+        ST.transfer_style(content, style, extractor, steps=1, optimizer="sgd")
     with pytest.raises(ValueError, match="not among the extractor's layers"):
-        S.transfer_style(content, style, extractor, steps=1, style_layers=("conv1_1",))
+        ST.transfer_style(content, style, extractor, steps=1, style_layers=("conv1_1",))
     with pytest.raises(ValueError, match="layers must be VGG-19 layer names"):
         S.VGG19Features(layers=("conv9_9",))
 
@@ -276,11 +277,11 @@ def test_load_image_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="source must be"):
         D.load_image(42)
     with pytest.raises(ValueError, match="max_side"):
-        S.resize_image(torch.rand(3, 10, 10), 2)
+        ST.resize_image(torch.rand(3, 10, 10), 2)
 
 
 def test_resize_image_keeps_the_aspect_ratio():
-    resized = S.resize_image(torch.rand(3, 300, 451), 128)
+    resized = ST.resize_image(torch.rand(3, 300, 451), 128)
     assert resized.shape == (3, 85, 128)
 
 
@@ -304,7 +305,7 @@ def test_measured_receptive_fields_match_the_composition_of_blur_and_filter():
     walking back from one output unit that covers (k - 1) * 2^s + taps input pixels (taps = 1 at s = 0)."""
     k = 5
     extractor = S.RandomMultiScaleFeatures(scales=3, channels=8, kernel_size=k, seed=1)
-    fields = S.measured_receptive_fields(extractor, size=96)
+    fields = ST.measured_receptive_fields(extractor, size=96)
 
     def expected(s):
         factor = 2 ** s
@@ -314,4 +315,4 @@ def test_measured_receptive_fields_match_the_composition_of_blur_and_filter():
     assert fields == {f"scale{s}": expected(s) for s in range(3)} == {"scale0": 5, "scale1": 13, "scale2": 25}
     assert all(fields[f"scale{s}"] > k * 2 ** s for s in (1, 2))  # wider than kernel_size * 2^s: the blur counts
     with pytest.raises(ValueError, match="threshold"):
-        S.measured_receptive_fields(extractor, threshold=2.0)
+        ST.measured_receptive_fields(extractor, threshold=2.0)

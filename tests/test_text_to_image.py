@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lecture_utils import data as D
-from lecture_utils.models import text_to_image as T
+from lecture_utils import text_to_image as T
+from lecture_utils.models import text_to_image as M
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +92,13 @@ def test_exclude_and_only_control_the_colour_shape_pairs():
 
 # --------------------------------------------------------------------------- tokenizer and encoder
 def test_tokenizer_round_trip_padding_and_unknown_words():
-    tok = T.Tokenizer()
+    tok = M.Tokenizer()
     assert len(tok) == len(D.scene_vocabulary()) + 1
     ids = tok.encode(["A red circle, on the LEFT.", "a small blue square above a large green triangle"])
     assert ids.dtype == torch.int64 and ids.shape == (2, 9)
     assert tok.decode(ids[0]) == "a red circle on the left" and int(ids[0, 6:].abs().sum()) == 0
     assert tok.decode(ids[1]) == "a small blue square above a large green triangle"
-    with pytest.raises(T.UnknownWordsError) as info:
+    with pytest.raises(M.UnknownWordsError) as info:
         tok.encode("a pink dog on the left")
     message = str(info.value)
     assert "'pink', 'dog'" in message and "triangle" in message and "above" in message
@@ -109,7 +110,7 @@ def test_tokenizer_round_trip_padding_and_unknown_words():
 
 def test_text_encoder_ignores_padding_and_reads_word_order():
     torch.manual_seed(0)
-    tok, encoder = T.Tokenizer(), T.TextEncoder(len(T.Tokenizer()))
+    tok, encoder = M.Tokenizer(), M.TextEncoder(len(M.Tokenizer()))
     short = tok.encode("a red circle above a blue square")
     padded = tok.encode("a red circle above a blue square", length=12)
     with torch.no_grad():
@@ -122,11 +123,11 @@ def test_text_encoder_ignores_padding_and_reads_word_order():
 
 def test_cross_attention_weights_are_a_distribution_over_real_words():
     torch.manual_seed(0)
-    tok, encoder = T.Tokenizer(), T.TextEncoder(len(T.Tokenizer()))
+    tok, encoder = M.Tokenizer(), M.TextEncoder(len(M.Tokenizer()))
     ids = tok.encode(["a red circle on the left", "a small blue square above a large green triangle"])
     sentence, words, mask = encoder.read(ids)
     assert words.shape == (2, ids.shape[1], encoder.word_dim) and mask.tolist()[0] == [True] * 6 + [False] * 3
-    attend = T.CrossAttention(channels=8, word_dim=encoder.word_dim, size=4)
+    attend = M.CrossAttention(channels=8, word_dim=encoder.word_dim, size=4)
     x = torch.randn(2, 8, 4, 4)
     out = attend(x, words, mask)
     weights = attend.attention                                          # N x HW x L
@@ -146,8 +147,8 @@ def test_cross_attention_weights_are_a_distribution_over_real_words():
 # --------------------------------------------------------------------------- the conditional VAE
 def test_cvae_shapes_and_kl_against_torch_distributions(scenes):
     torch.manual_seed(0)
-    tok = T.Tokenizer()
-    model = T.TextToImageVAE(len(tok))
+    tok = M.Tokenizer()
+    model = M.TextToImageVAE(len(tok))
     images, ids = scenes.images[:6], tok.encode(scenes.captions[:6])
     logits, mu, logvar = model(images, ids)
     assert logits.shape == (6, 3, 32, 32) and mu.shape == logvar.shape == (6, model.z_dim)
@@ -168,8 +169,8 @@ def test_cvae_shapes_and_kl_against_torch_distributions(scenes):
 
 def test_cvae_training_lowers_the_negative_elbo(scenes):
     torch.manual_seed(0)
-    tok = T.Tokenizer()
-    model = T.TextToImageVAE(len(tok), channels=16)
+    tok = M.Tokenizer()
+    model = M.TextToImageVAE(len(tok), channels=16)
     small = scenes.subset(128)
     before = T.negative_elbo_terms(model, small.images, tok.encode(small.captions))["loss"].item()
     history = T.train_text_to_image(model, small, tok, epochs=4, batch_size=32, lr=3e-3, progress=False)
@@ -180,7 +181,7 @@ def test_cvae_training_lowers_the_negative_elbo(scenes):
     images = T.generate(model, tok, ["a red circle on the left", "a blue square above a green triangle"],
                         samples_per_caption=3)
     assert images.shape == (6, 3, 32, 32)
-    with pytest.raises(T.UnknownWordsError, match="'dragon'"):
+    with pytest.raises(M.UnknownWordsError, match="'dragon'"):
         T.generate(model, tok, "a red dragon")
 
 
@@ -232,7 +233,7 @@ def test_timeline_holds_three_families_with_reported_counts():
 def test_prompt_box_draws_examples_and_names_unknown_words():
     from lecture_utils import widgets
 
-    tok = T.Tokenizer()
+    tok = M.Tokenizer()
 
     def generate(caption, n):
         tok.encode(caption)                      # raises for unknown words, like the real model

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_input_dtype, check_not_empty, check_tensor
+
 
 class MNISTClassifier(nn.Module):
     """Two conv blocks and two linear layers; ~105k parameters (~0.4 MB in float32).
@@ -31,11 +33,13 @@ class MNISTClassifier(nn.Module):
         )
         self.head = nn.Linear(self.feature_size, 10)                                     # N x 10 logits
 
-    @staticmethod
-    def prepare(images: torch.Tensor) -> torch.Tensor:
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """Checks shape and dtype (metadata only) and resizes 32 x 32 digits to 28 x 28."""
+        check_tensor(images, "images")
         if images.ndim != 4 or images.shape[1] != 1 or tuple(images.shape[2:]) not in ((28, 28), (32, 32)):
             raise ValueError(f"images must be N x 1 x 28 x 28 or N x 1 x 32 x 32 in [0, 1], got shape {tuple(images.shape)}")
-        images = images.float()
+        check_not_empty(images, "images")
+        check_input_dtype(images, "images", self)
         if images.shape[-1] == 32:
             images = F.interpolate(images, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
         return images

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..losses import bernoulli_nll, gaussian_nll
 from .autoencoder import _check_images
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -80,8 +81,6 @@ class VAE(nn.Module):
 
     def reconstruction_nll(self, x: torch.Tensor, decoder_output: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per example (N,), in nats, summed over the 784 pixels."""
-        from ..losses import bernoulli_nll, gaussian_nll
-
         if self.likelihood == "bernoulli":
             return bernoulli_nll(x, decoder_output)
         return gaussian_nll(x, decoder_output, self.log_sigma)

@@ -11,13 +11,18 @@ The recipes live in this package's modules, one per group of notebooks (``mnist`
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
 
 import torch
 
+from .. import distributed
 from ..budget import get_budget, seed_everything
+from ..checkpoints import entry, ship
+from ..data import sources_used
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,6 @@ def register(recipe: Recipe) -> Recipe:
 def trained_goals(name: str, sizes: SimpleNamespace, trained_here: bool) -> SimpleNamespace:
     """The sizes whose thresholds a notebook's main model must meet: this budget's ``sizes`` when the notebook
     trained it, else those of the budget the shipped checkpoint ``name`` was trained at (its manifest entry)."""
-    from ..checkpoints import entry
-
     if trained_here:
         return sizes
     return get_budget(entry(name)["budget"]).sizes(RECIPES[name].notebook)
@@ -58,9 +61,6 @@ def train_and_ship(name: str, budget: str = "standard", seed: int = 0, device=No
 
     Under ``torchrun`` every process trains (:mod:`lecture_utils.distributed`: the recipe's batch is split over
     the processes) and only the main one evaluates and writes; the others return None."""
-    from .. import distributed
-    from ..checkpoints import ship
-
     recipe = RECIPES[name]
     device = torch.device(device or "cpu")
     seed_everything(seed)
@@ -73,8 +73,6 @@ def train_and_ship(name: str, budget: str = "standard", seed: int = 0, device=No
     reloaded = recipe.build()
     reloaded.load_state_dict(state)
     metrics = recipe.evaluate(reloaded.eval())
-    from ..data import sources_used
-
     launcher = f"torchrun --nproc_per_node={processes}" if processes > 1 else "python"
     extra = {"processes": processes} if processes > 1 else {}
     return ship(name, {"model": state},
@@ -84,9 +82,7 @@ def train_and_ship(name: str, budget: str = "standard", seed: int = 0, device=No
 
 
 def _register_all() -> None:
-    import importlib
-    import pkgutil
-
+    # the recipe modules import Recipe and register from this package, so they load after both are defined
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         importlib.import_module(f"{__name__}.{info.name}")
 

@@ -3,6 +3,14 @@ for classifier-free guidance) on 28 x 28 digits.
 
 Maintainer notes (how it was sized) are in ``docs/recipes.md``, section "Diffusion".
 """
+import copy
+
+import torch
+
+from ..data import load_mnist
+from ..diffusion import NoiseSchedule, ddim_sample, to_image_range, train_diffusion
+from ..metrics import conditional_accuracy, sample_quality
+from ..models.diffusion_unet import DiffusionUNet
 from . import Recipe, register
 
 DIFFUSION_CHANNELS = (16, 32, 64)       # the U-Net's widths at 28, 14 and 7 pixels, the same in every budget
@@ -16,14 +24,10 @@ DIFFUSION_EVAL_STEPS = 50
 
 def schedule():
     """The noise schedule the model was trained with (cosine, T = 1000)."""
-    from ..diffusion import NoiseSchedule
-
     return NoiseSchedule.make(DIFFUSION_SCHEDULE, T=DIFFUSION_T)
 
 
 def _build():
-    from ..models.diffusion_unet import DiffusionUNet
-
     return DiffusionUNet(image_channels=1, channels=DIFFUSION_CHANNELS, num_classes=10, emb_dim=DIFFUSION_EMB_DIM)
 
 
@@ -31,11 +35,6 @@ def _train(model, sizes, device, on_epoch_end=None, ema=None):
     """Notebook 10's training: the noise-prediction loss with 10 % of the labels dropped, Adam, an EMA of the
     weights; leaves the EMA (the weights every sample comes from) in ``model`` and returns the
     :class:`~lecture_utils.diffusion.DiffusionRun`."""
-    import copy
-
-    from ..data import load_mnist
-    from ..diffusion import train_diffusion
-
     train = load_mnist("train").subset(sizes.n_train)
     denoiser = copy.deepcopy(model)                         # trained; ``model`` receives its average at the end
     run = train_diffusion(denoiser, train.images, train.labels, sizes.epochs, schedule=schedule(),
@@ -47,8 +46,6 @@ def _train(model, sizes, device, on_epoch_end=None, ema=None):
 
 def eval_labels(n: int = 1000):
     """The requested labels of the evaluation samples: 0, 1, ..., 9, 0, 1, ... (n of them)."""
-    import torch
-
     return torch.arange(n) % 10
 
 
@@ -56,10 +53,6 @@ def generate(model, labels, w: float, steps: int = DIFFUSION_EVAL_STEPS, seed: i
              batch_size: int = 500):
     """DDIM (eta = 0) samples in [0, 1], N x 1 x 28 x 28, for ``labels`` (int64 N) at guidance scale ``w``
     (w = 0: unguided), in batches; seeded (batch k uses seed + k)."""
-    import torch
-
-    from ..diffusion import ddim_sample, to_image_range
-
     out = []
     for k, start in enumerate(range(0, len(labels), batch_size)):
         chunk = labels[start:start + batch_size]
@@ -72,8 +65,6 @@ def _evaluate(model):
     """DDIM-50: conditional accuracy of 200 guided samples (w = DIFFUSION_GUIDANCE), and the sample quality of
     500 unguided ones (w = 0): 45,000 denoiser calls, so that tests/test_pretrained.py stays within its time limit
     (notebook 10 measures 1,000 of each)."""
-    from ..metrics import conditional_accuracy, sample_quality
-
     model = model.cpu()
     requested = eval_labels(200)
     guided = generate(model, requested, DIFFUSION_GUIDANCE)

@@ -3,6 +3,12 @@ import copy
 
 import torch
 
+from ..conditional_training import sample_conditional, train_conditional_gan
+from ..data import load_mnist
+from ..gan_training import GaussianMixturePrior, generate, resize_images, to_tanh_range, to_unit_range, train_gan
+from ..metrics import conditional_accuracy, sample_quality
+from ..models.conditional import ConditionalGenerator, ProjectionDiscriminator
+from ..models.dcgan import DCGANDiscriminator, DCGANGenerator
 from . import Recipe, register
 
 DCGAN_LATENT_DIM = 100
@@ -22,8 +28,6 @@ CONDITIONAL_EVAL_SEED = 2
 def dcgan_prior():
     """The DCGAN's latent prior: a mixture of Gaussians (see :class:`~lecture_utils.gan_training.GaussianMixturePrior`),
     the same in every budget -- the shipped weights were trained on codes from it."""
-    from ..gan_training import GaussianMixturePrior
-
     return GaussianMixturePrior(DCGAN_LATENT_DIM, DCGAN_PRIOR_COMPONENTS, DCGAN_PRIOR_SIGMA, seed=DCGAN_PRIOR_SEED)
 
 
@@ -38,8 +42,6 @@ def dcgan_recipe_options(sizes) -> dict:
 def _build_dcgan():
     """The raw generator and its exponential moving average (the weights notebook 04 samples from), both
     DCGAN generators for 1 x 32 x 32 digits; the average starts as a copy of the generator."""
-    from ..models.dcgan import DCGANGenerator
-
     generator = DCGANGenerator(latent_dim=DCGAN_LATENT_DIM, channels=1, image_size=32, features=DCGAN_FEATURES)
     return torch.nn.ModuleDict({"generator": generator, "ema_generator": copy.deepcopy(generator)})
 
@@ -47,10 +49,6 @@ def _build_dcgan():
 def _train_dcgan(model, sizes, device):
     """Notebook 04's DCGAN training; returns the :class:`~lecture_utils.gan_training.GANRun` (history and
     fixed-noise snapshots) and leaves the trained generator and its EMA in ``model``."""
-    from ..data import load_mnist
-    from ..gan_training import resize_images, to_tanh_range, train_gan
-    from ..models.dcgan import DCGANDiscriminator
-
     options = dcgan_recipe_options(sizes)
     prior = dcgan_prior()
     digits = load_mnist("train").subset(sizes.n_train)
@@ -75,9 +73,6 @@ def dcgan_eval_codes(n: int = 1000) -> torch.Tensor:
 
 
 def _evaluate_dcgan(model):
-    from ..gan_training import generate, to_unit_range
-    from ..metrics import sample_quality
-
     q = sample_quality(to_unit_range(generate(model["ema_generator"].cpu(), dcgan_eval_codes())))
     return {"mean_confidence": round(q["mean_confidence"], 4), "min_class_share": round(min(q["class_shares"]), 4),
             "classes_covered": int(q["classes_covered"]), "frechet_distance": round(q["frechet_distance"], 2)}
@@ -91,15 +86,11 @@ register(Recipe("dcgan", "04_dcgan_patchgan", _build_dcgan, _train_dcgan, _evalu
 # --------------------------------------------------------------------------- 05 class-conditional GAN
 def _build_conditional_gan():
     """Notebook 05's conditional generator; the shipped weights are its EMA (batch norm recalibrated)."""
-    from ..models.conditional import ConditionalGenerator
-
     return ConditionalGenerator(latent_dim=CONDITIONAL_LATENT_DIM, features=CONDITIONAL_FEATURES)
 
 
 def build_conditional_discriminator():
     """Notebook 05's projection discriminator with the auxiliary classifier."""
-    from ..models.conditional import ProjectionDiscriminator
-
     return ProjectionDiscriminator(features=CONDITIONAL_FEATURES, auxiliary_classifier=True)
 
 
@@ -107,9 +98,6 @@ def _train_conditional_gan(model, sizes, device):
     """Notebook 05's conditional-GAN training; returns the
     :class:`~lecture_utils.conditional_training.ConditionalRun` and leaves the generator's exponential
     moving average (the weights the notebook samples from) in ``model``."""
-    from ..conditional_training import train_conditional_gan
-    from ..data import load_mnist
-
     train = load_mnist("train").subset(sizes.n_train)
     generator = copy.deepcopy(model)          # trained; ``model`` receives its average at the end
     run = train_conditional_gan(generator, build_conditional_discriminator(), train.images, train.labels,
@@ -126,9 +114,6 @@ def conditional_eval_labels(n: int = 1000) -> torch.Tensor:
 
 
 def _evaluate_conditional_gan(model):
-    from ..conditional_training import sample_conditional
-    from ..metrics import conditional_accuracy, sample_quality
-
     requested = conditional_eval_labels()
     samples = sample_conditional(model.cpu(), requested, seed=CONDITIONAL_EVAL_SEED)
     q = sample_quality(samples)

@@ -1,26 +1,23 @@
 """Recipes of notebooks 01 (the 2-D autoencoder) and 02 (the VAE)."""
+from ..data import load_mnist
+from ..metrics import reconstruction_mse
+from ..models.autoencoder import MLPAutoencoder
+from ..models.vae import ConvVAE
+from ..train import evaluate_vae, train_autoencoder, train_vae
 from . import Recipe, register
 
 
 # --------------------------------------------------------------------------- 01 autoencoder
 def _build_autoencoder():
-    from ..models.autoencoder import MLPAutoencoder
-
     return MLPAutoencoder(code_size=2)
 
 
 def _train_autoencoder(model, sizes, device):
-    from ..data import load_mnist
-    from ..train import train_autoencoder
-
     train = load_mnist("train").subset(sizes.n_train)
     return train_autoencoder(model, train.images, sizes.epochs, sizes.batch_size, device=device)
 
 
 def _evaluate_autoencoder(model):
-    from ..data import load_mnist
-    from ..metrics import reconstruction_mse
-
     test = load_mnist("test", verbose=False)
     return {"test_mse": round(reconstruction_mse(test.images, model.cpu().reconstruct(test.images)), 5)}
 
@@ -31,15 +28,10 @@ register(Recipe("autoencoder_2d", "01_autoencoders", _build_autoencoder, _train_
 
 # --------------------------------------------------------------------------- 02 VAE
 def _build_vae():
-    from ..models.vae import ConvVAE
-
     return ConvVAE(latent_size=20)
 
 
 def _train_vae(model, sizes, device):
-    from ..data import load_mnist
-    from ..train import train_vae
-
     train = load_mnist("train").subset(sizes.n_train)
     epochs = max(1, round(sizes.train_images / len(train)))  # training length in images seen
     return train_vae(model, train.images, epochs, sizes.batch_size, lr=sizes.lr, device=device,
@@ -47,9 +39,6 @@ def _train_vae(model, sizes, device):
 
 
 def _evaluate_vae(model):
-    from ..data import load_mnist
-    from ..train import evaluate_vae
-
     test = load_mnist("test", verbose=False)
     scores = evaluate_vae(model.cpu(), test.images)
     return {"test_negative_elbo_nats": round(scores["negative_elbo"], 3)}

@@ -1,6 +1,6 @@
 """Recipes of notebooks 06 (x4 super-resolution) and 07 (image editing: one U-Net per task).
 
-Notebook 06's main model is the x4 L1 CNN (``super_resolution_x4``: the issue's headline PSNR over bicubic);
+Notebook 06's main model is the x4 L1 CNN (``super_resolution_x4``: the headline PSNR gain over bicubic);
 the notebook also compares it with the same CNN fine-tuned with a PatchGAN loss
 (``super_resolution_x4_patchgan``), which ships too so that presenter mode shows the perception-distortion
 trade-off without training.  Notebook 07 trains one pix2pix U-Net per task: ``editing_inpainting``,
@@ -16,6 +16,12 @@ from types import SimpleNamespace
 
 import torch
 
+from ..data import load_photos, random_patches
+from ..models.editing import EditingUNet
+from ..models.patchgan import PatchDiscriminator
+from ..models.super_resolution import SuperResolutionNet
+from ..restoration import (dihedral_augment, evaluate_editing, evaluate_super_resolution, train_editing,
+                           train_super_resolution)
 from . import Recipe, register
 
 # --------------------------------------------------------------------------- architectures (every budget)
@@ -42,8 +48,6 @@ def _seeded(make, seed: int = 0):
 # --------------------------------------------------------------------------- 06 super-resolution
 def build_super_resolution(scale: int = SR_SCALE) -> torch.nn.Module:
     """Notebook 06's CNN (x2 or x4), with fixed initial weights."""
-    from ..models.super_resolution import SuperResolutionNet
-
     return _seeded(lambda: SuperResolutionNet(scale, features=SR_FEATURES, n_blocks=SR_BLOCKS))
 
 
@@ -52,9 +56,6 @@ def super_resolution_patches(sizes: SimpleNamespace, n: int | None = None, size:
     """Notebook 06's training patches, N x 3 x size x size (default ``sizes.n_patches`` of ``sizes.patch_size``)
     from the training photos, each turned and mirrored at random (:func:`~lecture_utils.restoration.dihedral_augment`:
     +0.2 to +0.3 dB on the held-out photos at x4 in the standard budget, for no extra training time)."""
-    from ..data import load_photos, random_patches
-    from ..restoration import dihedral_augment
-
     patches = random_patches(load_photos("train", verbose=False), sizes.n_patches if n is None else n,
                              sizes.patch_size if size is None else size, seed=seed)
     return dihedral_augment(patches, seed=seed)
@@ -62,8 +63,6 @@ def super_resolution_patches(sizes: SimpleNamespace, n: int | None = None, size:
 
 def train_super_resolution_l1(model, sizes, device):
     """Notebook 06's L1 training of the x4 CNN (Adam, cosine-decayed learning rate)."""
-    from ..restoration import train_super_resolution
-
     torch.manual_seed(0)
     return train_super_resolution(model, super_resolution_patches(sizes), sizes.epochs, batch_size=sizes.batch_size,
                                   lr=sizes.lr, device=device)
@@ -72,9 +71,6 @@ def train_super_resolution_l1(model, sizes, device):
 def fine_tune_patchgan(model, sizes, device):
     """Notebook 06's PatchGAN stage: continue training an L1-trained ``model`` (in place) with L1 (weight 100)
     plus the loss of a fresh PatchGAN discriminator (SRGAN's recipe)."""
-    from ..models.patchgan import PatchDiscriminator
-    from ..restoration import train_super_resolution
-
     torch.manual_seed(0)
     discriminator = PatchDiscriminator(in_channels=3, **SR_DISCRIMINATOR)
     return train_super_resolution(model, super_resolution_patches(sizes), sizes.gan_epochs,
@@ -88,9 +84,6 @@ def _train_super_resolution_patchgan(model, sizes, device):
 
 
 def _evaluate_super_resolution(model):
-    from ..data import load_photos
-    from ..restoration import evaluate_super_resolution
-
     scores = evaluate_super_resolution({"bicubic": "bicubic", "model": model.cpu()}, load_photos("test", verbose=False),
                                        SR_SCALE)
     return {"psnr": round(scores["model"]["psnr"], 3), "ssim": round(scores["model"]["ssim"], 4),
@@ -108,15 +101,11 @@ register(Recipe("super_resolution_x4_patchgan", "06_super_resolution", build_sup
 # --------------------------------------------------------------------------- 07 image editing
 def build_editing() -> torch.nn.Module:
     """Notebook 07's U-Net (the same for every task), with fixed initial weights."""
-    from ..models.editing import EditingUNet
-
     return _seeded(lambda: EditingUNet(depth=EDITING_DEPTH, base_channels=EDITING_BASE_CHANNELS))
 
 
 def editing_train_patches(sizes: SimpleNamespace) -> torch.Tensor:
     """Notebook 07's training patches (photos shrunk by ``photo_scale`` first)."""
-    from ..data import load_photos, random_patches
-
     return random_patches(load_photos("train", verbose=False), sizes.n_patches, sizes.patch_size, seed=0,
                           scale=sizes.photo_scale)
 
@@ -124,8 +113,6 @@ def editing_train_patches(sizes: SimpleNamespace) -> torch.Tensor:
 def editing_test_patches() -> torch.Tensor:
     """The held-out patches the shipped editing models are scored on (notebook 07's test set in the smoke and
     standard budgets)."""
-    from ..data import load_photos, random_patches
-
     return random_patches(load_photos("test", verbose=False), EDITING_TEST["n"], EDITING_TEST["size"],
                           seed=EDITING_TEST["seed"], scale=EDITING_TEST["scale"])
 
@@ -134,9 +121,6 @@ def train_editing_task(model, task: str, sizes, device, with_patchgan: bool = Tr
     """Notebook 07's pix2pix training for one ``task``: L1 warm-up epochs at ``lr``, then L1 (weight 100) + a
     conditional PatchGAN at ``gan_lr`` (pix2pix's 2e-4: at 1e-3 the adversarial phase paints saturated blotches
     into the uncropped band); ``with_patchgan=False`` trains with L1 alone for all the epochs."""
-    from ..models.patchgan import PatchDiscriminator
-    from ..restoration import train_editing
-
     torch.manual_seed(0)
     if not with_patchgan:
         return train_editing(model, editing_train_patches(sizes), task, sizes.epochs, batch_size=sizes.batch_size,
@@ -152,8 +136,6 @@ def _editing_recipe(task: str) -> Recipe:
         return train_editing_task(model, task, sizes, device)
 
     def evaluate(model):
-        from ..restoration import evaluate_editing
-
         scores = evaluate_editing(model.cpu().eval(), editing_test_patches(), task, seed=EDITING_MASK_SEED)
         return {"psnr": round(scores["psnr_model"], 3), "ssim": round(scores["ssim_model"], 4),
                 "psnr_baseline": round(scores["psnr_baseline"], 3)}
