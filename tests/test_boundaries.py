@@ -174,6 +174,65 @@ def test_models_refuse_uint8_and_float64_inputs_with_a_clear_error(dtype):
             model(x)
 
 
+
+def _model_inputs():
+    """(name, call, input maker, argument name) for the models whose forward gave a raw torch error on uint8 or
+    float64 input: each maker takes (n, dtype) and returns the argument the check must name."""
+    from lecture_utils.models.autoencoder import MLPAutoencoder
+    from lecture_utils.models.classifier import MNISTClassifier
+    from lecture_utils.models.diffusion_unet import DiffusionUNet, LatentDenoiser
+    from lecture_utils.models.style import RandomMultiScaleFeatures, VGG19Features
+    from lecture_utils.models.text_to_image import SceneAttributeClassifier, TextToImageVAE, Tokenizer
+    from lecture_utils.models.vae import ConvVAE
+
+    ids = Tokenizer().encode(["a red circle on the left", "a blue square"])
+    t, y = torch.tensor([3, 7]), torch.tensor([1, 2])
+    vae = ConvVAE(latent_size=2, channels=4, hidden=8)
+    return [
+        ("MNISTClassifier", MNISTClassifier(), lambda n, d: torch.zeros(n, 1, 28, 28, dtype=d), "images"),
+        ("SceneAttributeClassifier", SceneAttributeClassifier(channels=4), lambda n, d: torch.zeros(n, 3, 32, 32, dtype=d), "images"),
+        ("TextToImageVAE", lambda x: TextToImageVAE(len(Tokenizer()), channels=8)(x, ids[:len(x)]),
+         lambda n, d: torch.zeros(n, 3, 32, 32, dtype=d), "images"),
+        ("RandomMultiScaleFeatures", RandomMultiScaleFeatures(channels=4, scales=2), lambda n, d: torch.zeros(n, 3, 16, 16, dtype=d), "images"),
+        ("VGG19Features", VGG19Features(layers=("conv1_1",)), lambda n, d: torch.zeros(n, 3, 16, 16, dtype=d), "images"),
+        ("DiffusionUNet", lambda x: DiffusionUNet(1, channels=(8, 8, 8), emb_dim=16)(x, t[:len(x)], y[:len(x)]),
+         lambda n, d: torch.zeros(n, 1, 28, 28, dtype=d), "x"),
+        ("LatentDenoiser", lambda z: LatentDenoiser(latent_dim=4, hidden=16, depth=1, emb_dim=16)(z, t[:len(z)], y[:len(z)]),
+         lambda n, d: torch.zeros(n, 4, dtype=d), "z"),
+        ("ConvVAE.decode", vae.decode, lambda n, d: torch.zeros(n, 2, dtype=d), "z"),
+        ("MLPAutoencoder.decode", MLPAutoencoder(2, hidden=(16,)).decode, lambda n, d: torch.zeros(n, 2, dtype=d), "code"),
+        ("ConditionalGenerator", lambda z: ConditionalGenerator(latent_dim=8, features=8, embedding_dim=4)(z, y[:len(z)]),
+         lambda n, d: torch.zeros(n, 8, dtype=d), "z"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(10))
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float64])
+def test_more_models_refuse_uint8_and_float64_naming_the_argument(case, dtype):
+    name, call, make, argument = _model_inputs()[case]
+    expected = (rf"{argument} must be a torch.float32 tensor, got dtype torch.uint8 \(divide 8-bit images by 255"
+                if dtype == torch.uint8 else rf"{argument} must have the model's dtype torch.float32, got torch.float64")
+    with pytest.raises(ValueError, match=expected):
+        call(make(2, dtype))
+    call(make(2, torch.float32))                                 # the right dtype still runs
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_image_models_refuse_an_empty_batch_naming_the_argument(case):
+    name, call, make, argument = _model_inputs()[case]
+    with pytest.raises(ValueError, match=r"(images|ids) must hold at least one example, got an empty tensor"):
+        call(make(0, torch.float32))
+
+
+def test_text_to_image_vae_refuses_images_and_captions_of_different_counts():
+    from lecture_utils.models.text_to_image import TextToImageVAE, Tokenizer
+
+    tokenizer = Tokenizer()
+    model = TextToImageVAE(len(tokenizer), channels=8)
+    with pytest.raises(ValueError, match="images and ids must hold one row per scene, got 3 images and 2 captions"):
+        model(torch.rand(3, 3, 32, 32), tokenizer.encode(["a red circle", "a blue square"]))
+
+
 # --------------------------------------------------------------------------- environment variables
 def test_device_variable_is_validated_up_front(monkeypatch):
     for value in ("tpu", "meta", "gpu", "cuda:x"):

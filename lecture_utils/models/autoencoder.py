@@ -81,6 +81,7 @@ class MLPAutoencoder(nn.Module):
         """Logits of the pixels, N x 1 x 28 x 28."""
         if code.ndim != 2 or code.shape[1] != self.code_size:
             raise ValueError(f"code must be N x {self.code_size}, got shape {tuple(code.shape)}")
+        check_input_dtype(code, "code", self)
         return self.decoder(code)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -100,6 +100,7 @@ class ConditionalGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(z) or z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be N x {self.latent_dim}, got shape {tuple(getattr(z, 'shape', ()))}")
+        checks.check_input_dtype(z, "z", self)
         labels = _label_shape(labels, z.shape[0])
         h = torch.cat([z, self.embed(labels)], dim=1)                            # N x (latent + embedding)
         return self.convolutions(self.project(h))
@@ -195,6 +196,7 @@ class ConditionalVAE(nn.Module):
         """Bernoulli logits of p(x | z, y), N x channels x s x s."""
         if not torch.is_tensor(z) or z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be N x {self.latent_dim}, got shape {tuple(getattr(z, 'shape', ()))}")
+        checks.check_input_dtype(z, "z", self)
         labels = _label_shape(labels, z.shape[0])
         return self.decoder(torch.cat([z, F.one_hot(labels, self.n_classes).to(z.dtype)], dim=1))
 

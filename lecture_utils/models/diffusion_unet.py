@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..checks import check_input_dtype
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of integer (or real) time steps: N -> N x dim, [cos(t f_k), sin(t f_k)] with
@@ -40,6 +42,7 @@ def condition_embedding(model: nn.Module, t: torch.Tensor, y: torch.Tensor | Non
     if model.class_emb is not None:
         emb = emb + model.class_emb(torch.full_like(t, model.no_class) if y is None else y)
     return emb
+
 
 class ResBlock(nn.Module):
     """norm -> SiLU -> conv 3x3, norm scaled and shifted by the embedding (one scale and one shift per channel,
@@ -106,6 +109,7 @@ class DiffusionUNet(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.image_channels or x.shape[2] % 4 or x.shape[3] % 4:
             raise ValueError(f"x must be N x {self.image_channels} x H x W with H, W divisible by 4, "
                              f"got shape {tuple(x.shape)}")
+        check_input_dtype(x, "x", self)
         emb = condition_embedding(self, t, y, self.conv_in.out_channels)            # N x emb_dim
         h0 = self.conv_in(x)                                      # N x c1 x 28 x 28
         h1 = self.down1(h0, emb)                                  # N x c1 x 28 x 28
@@ -149,6 +153,7 @@ class LatentDenoiser(nn.Module):
     def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must be N x {self.latent_dim}, got shape {tuple(z.shape)}")
+        check_input_dtype(z, "z", self)
         emb = condition_embedding(self, t, y, self.hidden)                         # N x emb_dim
         h = self.inp(z)                                                            # N x hidden
         for layer, norm, film in zip(self.layers, self.norms, self.films):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_input_dtype
 from ..losses import bernoulli_nll, gaussian_nll
 from .autoencoder import _check_images
 
@@ -67,6 +68,7 @@ class VAE(nn.Module):
     def _check_codes(self, z: torch.Tensor) -> None:
         if z.ndim != 2 or z.shape[1] != self.latent_size:
             raise ValueError(f"z must be N x {self.latent_size}, got shape {tuple(z.shape)}")
+        check_input_dtype(z, "z", self)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The decoder's output for codes z (N x latent_size): logits (Bernoulli) or means
