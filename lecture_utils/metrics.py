@@ -263,20 +263,18 @@ def gradient_magnitude(images: torch.Tensor) -> torch.Tensor:
     return (dx ** 2 + dy ** 2).sqrt().mean(dim=(1, 2, 3))
 
 
-def high_frequency_energy(images: torch.Tensor, cutoff: float = 0.25) -> torch.Tensor:
-    """Share of each image's spectral energy above ``cutoff`` cycles per pixel (N,), in [0, 1].
+def high_frequency_energy(images: torch.Tensor) -> torch.Tensor:
+    """Share of each image's spectral energy above 0.25 cycles per pixel (N,), in [0, 1].
 
     The channel-mean image minus its mean value is Fourier transformed; energy is |FFT|^2, split at the
-    radial frequency ``cutoff`` (the Nyquist limit is 0.5).  Blur moves energy below the cutoff.
+    radial frequency 0.25, half the Nyquist limit of 0.5.  Blur moves energy below it.
     """
-    if not 0 < cutoff < 0.5 * 2 ** 0.5:
-        raise ValueError(f"cutoff must lie in (0, 0.707) cycles per pixel, got {cutoff!r}")
     x = _check_batch("images", images).mean(dim=1)
     x = x - x.mean(dim=(1, 2), keepdim=True)
     power = torch.fft.fft2(x).abs() ** 2
     fy = torch.fft.fftfreq(x.shape[1])[:, None]
     fx = torch.fft.fftfreq(x.shape[2])[None, :]
-    high = (fx ** 2 + fy ** 2).sqrt() > cutoff
+    high = (fx ** 2 + fy ** 2).sqrt() > 0.25
     total = power.sum(dim=(1, 2))
     return torch.where(total > 0, (power * high).sum(dim=(1, 2)) / total.clamp_min(1e-30), torch.zeros_like(total))
 

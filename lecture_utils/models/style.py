@@ -301,34 +301,25 @@ def load_vgg19_state_dict(download: bool = True, progress: bool = True) -> tuple
     return state, f"torchvision VGG19_Weights.IMAGENET1K_V1 from {cached}"
 
 
-def feature_extractor(prefer: str = "vgg19", layers: tuple[str, ...] | None = None, pooling: str = "avg",
-                      download: bool = True, seed: int = 0, verbose: bool = True,
+def feature_extractor(layers: tuple[str, ...] | None = None, pooling: str = "avg",
                       device: torch.device | str = "cpu") -> FeatureExtractor:
     """The style-transfer feature extractor: VGG-19 with ImageNet weights when available, else the fallback.
 
-    ``prefer="vgg19"`` tries torchvision's weights (hub cache, then download); if they cannot be had,
-    one printed line says why and a :class:`RandomMultiScaleFeatures` is returned instead.
-    ``prefer="random"`` skips VGG-19.  ``layers`` (VGG-19 only) defaults to Gatys et al.'s layers.
-    The extractor is frozen (eval mode, no gradients for its weights) and on ``device``.
+    Tries torchvision's weights (hub cache, then download); if they cannot be had, one printed line says
+    why and a :class:`RandomMultiScaleFeatures` is returned instead.  ``layers`` and ``pooling`` (VGG-19
+    only) default to Gatys et al.'s layers and average pooling.  The extractor is frozen (eval mode, no
+    gradients for its weights) and on ``device``.
     """
-    if prefer not in ("vgg19", "random"):
-        raise ValueError(f"prefer must be 'vgg19' or 'random', got {prefer!r}")
-    if prefer == "vgg19":
-        state, reason = load_vgg19_state_dict(download=download, progress=verbose)
-        if state is not None:
-            extractor = VGG19Features(layers or VGG19_CONTENT_LAYERS + VGG19_STYLE_LAYERS, pooling=pooling)
-            try:
-                extractor.load_imagenet_state_dict(state)
-            except ValueError as error:
-                reason, state = f"the cached file {vgg19_cache_file()} does not fit VGG-19 ({error})", None
-            else:
-                if verbose:
-                    print(f"[lecture_utils] style features: {extractor.description} ({reason})")
-                return extractor.freeze().to(device)
-        if verbose:
-            print(f"[lecture_utils] VGG-19 ImageNet weights unavailable ({reason}); "
-                  "using a random multi-scale CNN instead (textures yes, object-level content no)")
-    extractor = RandomMultiScaleFeatures(seed=seed)
-    if verbose and prefer == "random":
-        print(f"[lecture_utils] style features: {extractor.description}")
-    return extractor.freeze().to(device)
+    state, reason = load_vgg19_state_dict()
+    if state is not None:
+        extractor = VGG19Features(layers or VGG19_CONTENT_LAYERS + VGG19_STYLE_LAYERS, pooling=pooling)
+        try:
+            extractor.load_imagenet_state_dict(state)
+        except ValueError as error:
+            reason = f"the cached file {vgg19_cache_file()} does not fit VGG-19 ({error})"
+        else:
+            print(f"[lecture_utils] style features: {extractor.description} ({reason})")
+            return extractor.freeze().to(device)
+    print(f"[lecture_utils] VGG-19 ImageNet weights unavailable ({reason}); "
+          "using a random multi-scale CNN instead (textures yes, object-level content no)")
+    return RandomMultiScaleFeatures().freeze().to(device)
