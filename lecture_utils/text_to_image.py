@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints import load_shipped
-from .data import SCENE_COLOURS, SCENE_SHAPES, BatchIterator, SceneData
+from .data import SCENE_ATTRIBUTES, SCENE_COLOURS, SCENE_SHAPES, BatchIterator, SceneData
 from .models.text_to_image import HEADS, SceneAttributeClassifier, TextToImageVAE, Tokenizer
 from .train import History, autocast, fit
 
@@ -78,6 +78,8 @@ def generate(model: TextToImageVAE, tokenizer: Tokenizer, captions: str | Sequen
 
     Unknown words raise :class:`UnknownWordsError` (a ValueError naming them and the vocabulary).
     """
+    if not isinstance(samples_per_caption, int) or isinstance(samples_per_caption, bool) or samples_per_caption < 1:
+        raise ValueError(f"samples_per_caption must be a positive int, got {samples_per_caption!r}")
     captions = [captions] if isinstance(captions, str) else list(captions)
     ids = tokenizer.encode(captions).repeat_interleave(samples_per_caption, dim=0)
     was_training = model.training
@@ -89,6 +91,28 @@ def generate(model: TextToImageVAE, tokenizer: Tokenizer, captions: str | Sequen
 
 
 # --------------------------------------------------------------------------- judging generated scenes
+def _check_judged(predicted: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> int:
+    """``predicted`` (the classifier's heads) and ``target`` (a SceneData's attributes): 1-D integer tensors
+    of one common length N >= 1 under the expected keys.  Metadata only; returns N."""
+    lengths = set()
+    for name, table, keys in (("predicted", predicted, HEADS), ("target", target, SCENE_ATTRIBUTES)):
+        if not isinstance(table, dict):
+            raise ValueError(f"{name} must be a dict of tensors with keys {list(keys)}, got {type(table).__name__}")
+        missing = [k for k in keys if k not in table]
+        if missing:
+            raise ValueError(f"{name} lacks the keys {missing} (expected {list(keys)})")
+        for k in keys:
+            value = table[k]
+            if not torch.is_tensor(value) or value.ndim != 1 or value.is_floating_point() or value.dtype == torch.bool:
+                given = f"{value.dtype} {tuple(value.shape)}" if torch.is_tensor(value) else type(value).__name__
+                raise ValueError(f"{name}[{k!r}] must be a 1-D integer tensor (one class per scene), got {given}")
+            lengths.add(value.shape[0])
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"predicted and target must hold the same number N >= 1 of scenes in every entry, "
+                         f"got lengths {sorted(lengths)}")
+    return lengths.pop()
+
+
 def classifier_loss(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
     """Sum over heads of the cross-entropy; object-2 heads skip scenes with one object (target -1)."""
     return sum(F.cross_entropy(logits[k].float(), targets[k], ignore_index=-1) for k in HEADS)
@@ -103,9 +127,7 @@ def attribute_accuracy(predicted: dict[str, torch.Tensor], target: dict[str, tor
     Returns each check's accuracy, ``attribute`` (colour, shape and position checks pooled: the
     headline number) and ``all_correct`` (scenes whose every colour, shape and position check passed).
     """
-    n = target["layout"].shape[0]
-    if predicted["layout"].shape[0] != n:
-        raise ValueError(f"predicted has {predicted['layout'].shape[0]} scenes, target {n}")
+    _check_judged(predicted, target)
     position = predicted["layout"] == target["layout"]
     colour, shape, size = [], [], []
     scene_ok = position.clone()
@@ -133,6 +155,7 @@ def object_accuracy(predicted: dict[str, torch.Tensor], target: dict[str, torch.
     ``pairs`` (names, e.g. ``SCENE_HELDOUT``; None: every object).  Chance, for a guess uniform over
     colours and shapes: ``1 / (len(SCENE_COLOURS) * len(SCENE_SHAPES))``.
     """
+    _check_judged(predicted, target)
     colours, shapes = list(SCENE_COLOURS), list(SCENE_SHAPES)
     wanted = None
     if pairs is not None:

@@ -199,6 +199,27 @@ def test_attribute_accuracy_counts_each_check(scenes):
     assert result["attribute"] == pytest.approx((checks - 4) / checks)
 
 
+def test_accuracies_refuse_missing_heads_mismatched_counts_and_float_predictions(scenes):
+    target = {k: v[:4].clone() for k, v in scenes.attributes.items()}
+    predicted = {k: target[k].clone() for k in M.HEADS}
+    for measure in (T.attribute_accuracy, T.object_accuracy):
+        with pytest.raises(ValueError, match=r"predicted lacks the keys \['shape_2'\]"):
+            measure({k: v for k, v in predicted.items() if k != "shape_2"}, target)
+        with pytest.raises(ValueError, match=r"same number N >= 1 of scenes in every entry, got lengths \[3, 4\]"):
+            measure({**predicted, "layout": predicted["layout"][:3]}, target)
+        with pytest.raises(ValueError, match=r"predicted\['colour_1'\] must be a 1-D integer tensor .* got torch.float32"):
+            measure({**predicted, "colour_1": predicted["colour_1"].float()}, target)
+        with pytest.raises(ValueError, match="got lengths \\[0\\]"):
+            measure({k: v[:0] for k, v in predicted.items()}, {k: v[:0] for k, v in target.items()})
+
+
+def test_generate_refuses_a_sample_count_below_one():
+    tokenizer = M.Tokenizer()
+    model = M.TextToImageVAE(len(tokenizer), channels=8)
+    with pytest.raises(ValueError, match="samples_per_caption must be a positive int, got 0"):
+        T.generate(model, tokenizer, "a red circle", samples_per_caption=0)
+
+
 def test_blur_and_noise_keeps_range_and_mean():
     images = D.make_scenes(16, seed=0, verbose=False).images
     out = T.blur_and_noise(images, torch.Generator().manual_seed(0))
