@@ -12,7 +12,8 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .checkpoints import load_shipped
-from .checks import check_finite, check_image_batch, check_labels, check_not_empty, check_range, check_tensor
+from .checks import (check_finite, check_float, check_image_batch, check_labels, check_not_empty, check_range,
+                     check_tensor)
 from .data import check_mask, load_mnist
 from .models.classifier import MNISTClassifier
 
@@ -22,8 +23,8 @@ def reconstruction_mse(original: torch.Tensor, reconstruction: torch.Tensor) -> 
     check_tensor(original, "original"), check_tensor(reconstruction, "reconstruction")
     if original.shape != reconstruction.shape:
         raise ValueError(f"shapes differ: original {tuple(original.shape)}, reconstruction {tuple(reconstruction.shape)}")
-    check_finite(check_not_empty(original, "original"), "original")
-    check_finite(check_not_empty(reconstruction, "reconstruction"), "reconstruction")
+    for name, images in (("original", original), ("reconstruction", reconstruction)):
+        check_finite(check_float(check_not_empty(images, name), name), name)
     return float(((original.float() - reconstruction.float()) ** 2).mean())
 
 
@@ -37,8 +38,8 @@ def nearest_neighbours(queries: torch.Tensor, reference: torch.Tensor, chunk: in
     if queries.shape[1:] != reference.shape[1:]:
         raise ValueError(f"queries {tuple(queries.shape[1:])} and reference {tuple(reference.shape[1:])} "
                          "must have the same image shape")
-    check_finite(check_not_empty(queries, "queries"), "queries")
-    check_finite(check_not_empty(reference, "reference"), "reference")
+    for name, images in (("queries", queries), ("reference", reference)):
+        check_finite(check_float(check_not_empty(images, name), name), name)
     q = queries.reshape(queries.shape[0], -1).float()
     r = reference.reshape(reference.shape[0], -1).float()
     best = torch.empty(q.shape[0])
@@ -249,8 +250,10 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
 # L1 regression predicts the *median* of the plausible outputs, which averages fine detail away: its
 # images are blurry.  These numbers measure that, per image, against the ground truth.
 def _check_batch(name: str, images: torch.Tensor) -> torch.Tensor:
-    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] < 2 or images.shape[-2] < 2:
-        raise ValueError(f"{name} must be a tensor N x C x H x W (H, W >= 2), got {getattr(images, 'shape', type(images))}")
+    check_tensor(images, name)
+    if images.ndim != 4 or images.shape[-1] < 2 or images.shape[-2] < 2:
+        raise ValueError(f"{name} must be a tensor N x C x H x W (H, W >= 2), got shape {tuple(images.shape)}")
+    check_finite(check_float(check_not_empty(images, name), name), name)
     return images.detach().float().cpu()
 
 

@@ -110,3 +110,21 @@ def test_conditional_accuracy_and_32px_inputs(digits):
         metrics.sample_quality(test.images[:10] * 2 - 1)
     with pytest.raises(ValueError, match="N x 1 x 28 x 28"):
         metrics.classify(torch.rand(4, 3, 28, 28))
+
+
+@pytest.mark.parametrize("metric", [metrics.gradient_magnitude, metrics.high_frequency_energy,
+                                    lambda x: metrics.sharpness_ratio(x, torch.rand(x.shape)),
+                                    lambda x: metrics.reconstruction_mse(x, torch.rand(x.shape)),
+                                    lambda x: metrics.nearest_neighbours(x, torch.rand(3, *x.shape[1:]))])
+def test_pixel_metrics_refuse_8_bit_nan_and_empty_images(metric):
+    images = torch.rand(4, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"must be a floating-point tensor, got dtype torch.uint8 \(divide 8-bit"):
+        metric((images * 255).to(torch.uint8))
+    nan = images.clone()
+    nan[1, 0, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="must be finite, got 1 NaN"):
+        metric(nan)
+    with pytest.raises(ValueError, match="must hold at least one example"):
+        metric(images[:0])
+    result = metric(images)                                       # float images in [0, 1] are scored
+    assert torch.isfinite(torch.as_tensor(result[0] if isinstance(result, tuple) else result)).all()
