@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import check_range
+from .checks import check_finite, check_float, check_image_batch, check_not_empty, check_range
 from .data import BatchIterator, check_mask
 from .gan_training import EMA
 from .train import adam, fit, scheduled_epoch_end
@@ -341,7 +341,9 @@ def ddim_invert(model, schedule: NoiseSchedule, x0: torch.Tensor, steps: int = 5
                 w: float = 1.0) -> torch.Tensor:
     """The DDIM ODE run backwards: x_0 -> x_{T-1}, each step x_next = sqrt(ab_next) x0_hat + sqrt(1 - ab_next) eps_hat
     with eps_hat evaluated at the current point.  ``ddim_sample(..., noise=ddim_invert(x0), clip=False)`` returns
-    x0 again up to the discretisation error, which shrinks as ``steps`` grows."""
+    x0 again up to the discretisation error, which shrinks as ``steps`` grows.  x0: N x ... floats (the model's
+    range, [-1, 1] for images), finite."""
+    check_finite(check_float(check_not_empty(x0, "x0"), "x0"), "x0")
     labels = _check_labels(labels, x0.shape[0], model)
     times = ddim_timesteps(schedule.T, steps)[::-1]                  # 0, ..., T - 1
     x = x0
@@ -357,10 +359,14 @@ def ddim_invert(model, schedule: NoiseSchedule, x0: torch.Tensor, steps: int = 5
 
 
 # --------------------------------------------------------------------------- editing by sampling
+def _check_model_range(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Images entering a sampler: N x C x H x W floats in the model's range [-1, 1] (one read of the values)."""
+    return check_image_batch(x, name, low=-1.0, high=1.0, tolerance=1e-4,
+                             hint="map images in [0, 1] with to_model_range; divide 8-bit images by 255 first")
+
+
 def _check_known(known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    if not torch.is_tensor(known) or known.ndim != 4:
-        shape = tuple(known.shape) if torch.is_tensor(known) else type(known).__name__
-        raise ValueError(f"known must be N x C x H x W in [-1, 1], got shape {shape}")
+    _check_model_range(known, "known")
     return check_mask(mask, known)
 
 
@@ -370,11 +376,11 @@ def inpaint(model, schedule: NoiseSchedule, known: torch.Tensor, mask: torch.Ten
     """RePaint (Lugmayr et al., 2022): sample the missing pixels, and after every step replace the known ones by
     the known image noised to the same level, q(x_t | x_0); the last step puts them back exactly.
 
-    known: N x C x H x W in [-1, 1] (its missing pixels are ignored); mask: N x 1 x H x W, 1 = missing (to fill),
-    0 = known: the course's mask convention (:func:`lecture_utils.data.check_mask`), as in notebook 07 and the
-    masked metrics.  The reverse steps are DDIM with eta = 1 (ancestral) on ``steps`` time steps; ``resample``
-    = r > 1 goes back one step r - 1 times (noise again, denoise again) so that the filled part harmonises with
-    the known part."""
+    known: N x C x H x W in [-1, 1] (the values under the mask are replaced); mask: N x 1 x H x W, 1 = missing
+    (to fill), 0 = known: the course's mask convention (:func:`lecture_utils.data.check_mask`), as in notebook 07
+    and the masked metrics.  The reverse steps are DDIM with eta = 1 (ancestral) on ``steps`` time steps;
+    ``resample`` = r > 1 goes back one step r - 1 times (noise again, denoise again) so that the filled part
+    harmonises with the known part."""
     missing = _check_known(known, mask)
     if not isinstance(resample, int) or resample < 1:
         raise ValueError(f"resample must be a positive int, got {resample!r}")
@@ -418,8 +424,7 @@ def super_resolve(model, schedule: NoiseSchedule, low: torch.Tensor, factor: int
 
     and project onto the input exactly at the end, so that ``downsample(sample, factor)`` equals ``low``.
     low: N x C x h x w in [-1, 1]; returns N x C x (h factor) x (w factor)."""
-    if low.ndim != 4:
-        raise ValueError(f"low must be N x C x h x w, got shape {tuple(low.shape)}")
+    _check_model_range(low, "low")
     if not isinstance(factor, int) or factor < 1:
         raise ValueError(f"factor must be a positive int, got {factor!r}")
     device = next(model.parameters()).device

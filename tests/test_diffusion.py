@@ -178,6 +178,24 @@ def test_repaint_keeps_the_known_pixels_exactly_and_varies_the_rest():
         D.inpaint(model, schedule, known, mask[:, :, :3], steps=5)
     with pytest.raises(ValueError, match="only 0"):
         D.inpaint(model, schedule, known, mask * 0.5, steps=5)
+    with pytest.raises(ValueError, match=r"known must lie in \[-1, 1\].*to_model_range"):
+        D.inpaint(model, schedule, (known + 1) * 127.5, mask, steps=5)       # 0..255 pixels
+    with pytest.raises(ValueError, match="known must be finite, got 1 NaN"):
+        D.inpaint(model, schedule, known.index_put((torch.tensor([0]),) * 4, torch.tensor(float("nan"))), mask, steps=5)
+
+
+def test_super_resolve_and_ddim_invert_refuse_bad_images():
+    schedule = D.NoiseSchedule.make("cosine", T=100)
+    model = GaussianDenoiser(schedule)
+    low = torch.rand(2, 1, 3, 3) * 2 - 1
+    with pytest.raises(ValueError, match=r"low must be a floating-point tensor, got dtype torch.uint8"):
+        D.super_resolve(model, schedule, ((low + 1) * 127.5).to(torch.uint8), factor=4, steps=5)
+    with pytest.raises(ValueError, match=r"low must lie in \[-1, 1\]"):
+        D.super_resolve(model, schedule, low * 3, factor=4, steps=5)
+    with pytest.raises(ValueError, match="x0 must be finite"):
+        D.ddim_invert(model, schedule, low.where(low > 0, torch.tensor(float("nan"))), steps=5)
+    with pytest.raises(ValueError, match="x0 must hold at least one example"):
+        D.ddim_invert(model, schedule, low[:0], steps=5)
 
 
 def test_super_resolution_is_consistent_with_the_low_resolution_input():
