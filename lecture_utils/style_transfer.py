@@ -26,6 +26,7 @@ def resize_image(image: torch.Tensor, max_side: int) -> torch.Tensor:
         raise ValueError(f"image must be a tensor 3 x H x W in [0, 1], got {shape}")
     if not isinstance(max_side, int) or max_side < 8:
         raise ValueError(f"max_side must be an int >= 8, got {max_side!r}")
+    check_range(check_float(image, "image"), "image", 0.0, 1.0, hint="divide 8-bit images by 255")
     h, w = image.shape[1:]
     scale = max_side / max(h, w)
     size = (max(8, round(h * scale)), max(8, round(w * scale)))

@@ -283,6 +283,11 @@ def test_load_image_errors_are_clear(tmp_path):
 def test_resize_image_keeps_the_aspect_ratio():
     resized = ST.resize_image(torch.rand(3, 300, 451), 128)
     assert resized.shape == (3, 85, 128)
+    image = torch.rand(3, 20, 30)
+    with pytest.raises(ValueError, match=r"image must be a floating-point tensor, got dtype torch.uint8 \(divide 8-bit"):
+        ST.resize_image((image * 255).to(torch.uint8), 16)
+    with pytest.raises(ValueError, match="image must be finite, got 1 NaN"):
+        ST.resize_image(image.index_put((torch.tensor([0]),) * 3, torch.tensor(float("nan"))), 16)
 
 
 def test_style_weight_slider_static_figure():
