@@ -10,6 +10,7 @@ import numbers
 import torch
 
 from .checks import check_finite, check_image_batch, check_labels, check_not_empty, check_range, check_tensor
+from .data.masks import check_mask
 
 
 def reconstruction_mse(original: torch.Tensor, reconstruction: torch.Tensor) -> float:
@@ -188,16 +189,7 @@ def _check_pair(prediction: torch.Tensor, target: torch.Tensor, data_range: floa
 def _check_mask(mask: torch.Tensor | None, images: torch.Tensor) -> torch.Tensor | None:
     if mask is None:
         return None
-    mask = torch.as_tensor(mask)
-    if mask.ndim == 3:
-        mask = mask[None]
-    n, _, h, w = images.shape
-    if mask.ndim != 4 or mask.shape[0] != n or mask.shape[1] != 1 or tuple(mask.shape[2:]) != (h, w):
-        raise ValueError(f"mask must be {n} x 1 x {h} x {w} (1 = missing pixel, one per image), "
-                         f"got shape {tuple(mask.shape)}")
-    mask = mask.detach().double().cpu()
-    if bool(((mask != 0) & (mask != 1)).any()):
-        raise ValueError("mask must hold only 0 (known) and 1 (missing)")
+    mask = check_mask(mask, images).detach().double().cpu()
     if bool((mask.flatten(1).sum(1) == 0).any()):
         raise ValueError("mask is empty for at least one image: there is no missing region to score")
     return mask

@@ -122,7 +122,7 @@ class Session:
         uses ``weights_only=True``.  Returns the model in eval mode on ``self.device``.
         """
         from .checkpoints import entry, load_shipped
-        from .train import load_into
+        from .checkpoints import load_into
 
         pretrained = self.pretrained if pretrained is None else pretrained
         model = build()

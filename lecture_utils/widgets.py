@@ -641,7 +641,7 @@ class EditingExplorer(_StaticFallback, widgets.VBox):
     """
 
     def __init__(self, models: dict, image: torch.Tensor, title: str | None = None):
-        from .data import _check_colour_images
+        from .data.masks import check_colour_images as _check_colour_images
 
         missing = [t for t in ("inpainting", "colorization", "uncropping") if t not in models]
         if missing:
