@@ -412,7 +412,7 @@ def command_homework(args: argparse.Namespace) -> int:
         python = setup()
         say("opening JupyterLab on homework/ (stop it with Ctrl-C); how to submit: homework/README.md")
         return subprocess.call([str(python), "-m", "jupyter", "lab", f"--notebook-dir={ROOT / 'homework'}"])
-    python = setup(("homework",))
+    python = setup()
     return subprocess.call([str(python), str(tool), *args.homework_args], cwd=ROOT)
 
 
@@ -421,7 +421,7 @@ def command_release(args: argparse.Namespace) -> int:
     tool = ROOT / "homework" / "release.py"
     if not tool.is_file():
         sys.exit("[course] this is the student edition: it has no release to make")
-    python = setup(("homework",))
+    python = setup()
     return subprocess.call([str(python), str(tool), str(Path(args.out).resolve())], cwd=ROOT)
 
 

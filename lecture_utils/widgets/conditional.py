@@ -101,7 +101,7 @@ def class_explorer(decode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         class_names: one name per class (default the digits 0-9).
         dims, value_range, step: the sliders (see :func:`latent_sliders`).
         n_codes, seed: the static fallback shows ``n_codes`` codes (z0 and seeded normal ones) in every class.
-        show: display it now (in IPython); its output carries the static grid as PNG.
+        show: display it now (in a live kernel); its output carries the static grid as PNG.
     """
     widget = ClassConditionalExplorer(decode, z0, class_names=class_names, dims=dims, value_range=value_range,
                                       step=step, n_codes=n_codes, seed=seed, title=title)

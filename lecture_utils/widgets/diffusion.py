@@ -72,7 +72,7 @@ def diffusion_path_slider(times, frames, guesses=None, title: str | None = None,
         times: the time step of each frame (int; -1 or 0 for the finished sample).
         frames: n x C x H x W images in [0, 1], x_t at each of those steps.
         guesses: optional n x C x H x W, the model's estimate of x_0 at each step (shown beside x_t).
-        show: display it now (in IPython); its output carries a static row of frames as PNG.
+        show: display it now (in a live kernel); its output carries a static row of frames as PNG.
     """
     widget = DiffusionPathSlider(times, frames, guesses=guesses, title=title)
     if show:

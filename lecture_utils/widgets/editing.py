@@ -149,7 +149,7 @@ def editing_explorer(models: dict, image: torch.Tensor, title: str | None = None
     a test photo) and see ``models[task]`` (trained :class:`~lecture_utils.models.editing.EditingUNet`s for
     "inpainting", "colorization" and "uncropping") fill it in, beside the task's baseline and the truth.
 
-    The image is cropped to a multiple of the models' 2**depth.  ``show``: display it now (in IPython);
+    The image is cropped to a multiple of the models' 2**depth.  ``show``: display it now (in a live kernel);
     its output carries a static figure of all four choices for front ends without widgets.
     """
     widget = EditingExplorer(models, image, title=title)

@@ -258,7 +258,7 @@ def interpolation_explorer(decode: Callable[[torch.Tensor], torch.Tensor], z_sta
         choices: optional ``{label: (code, image or None)}`` (see :func:`endpoint_choices`); adds two
             drop-downs that pick the endpoints among them (changing one re-decodes the frames).
         title: a line above the widget and on the static figure.
-        show: display it now (in IPython).  Its output carries a static PNG of both paths for
+        show: display it now (in a live kernel).  Its output carries a static PNG of both paths for
             front ends without widgets (executed notebooks, PDF, web pages).
 
     Returns:
@@ -358,7 +358,7 @@ def latent_sliders(decode: Callable[[torch.Tensor], torch.Tensor], z0: torch.Ten
         value_range, step: each slider's range and step (absolute values of z[i]).
         names: slider labels (default ``z[i]``).
         continuous_update: decode while dragging (one decode per move; set False for slow decoders).
-        show: display it now (in IPython); the output carries a static traversal grid as PNG.
+        show: display it now (in a live kernel); the output carries a static traversal grid as PNG.
 
     Returns:
         the :class:`LatentSliders` widget; set ``widget.sliders[k].value`` to drive it from code.
