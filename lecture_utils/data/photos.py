@@ -46,7 +46,7 @@ def load_photos(split: str = "train", verbose: bool = True) -> dict[str, torch.T
     photos = {}
     for name in names:
         array = _read_photo(name)[..., :3]
-        photos[name] = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
+        photos[name] = torch.from_numpy(np.array(array)).permute(2, 0, 1).float() / 255.0
     source = "scikit-image/scikit-learn photos"
     if verbose:
         print(f"[lecture_utils] photos {split}: {len(photos)} from {source} ({', '.join(photos)})")
@@ -121,7 +121,7 @@ def load_image(source: str | Path, verbose: bool = True) -> torch.Tensor:
     array = np.asarray(picture, dtype=np.uint8)
     if array.shape[0] < 8 or array.shape[1] < 8:
         raise ValueError(f"image {str(path)!r} must be at least 8 x 8 pixels, got {array.shape[0]} x {array.shape[1]}")
-    image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255.0
+    image = torch.from_numpy(np.array(array)).permute(2, 0, 1).float() / 255.0
     if verbose:
         print(f"[lecture_utils] image {path.name}: {image.shape[1]} x {image.shape[2]} from {path}")
     note_source(f"image file {path.name}")
