@@ -39,6 +39,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:          # course_tools/ sits beside this file, also when it is loaded by path
+    sys.path.insert(0, str(ROOT))
+from course_tools.executed import pick_executed  # noqa: E402 - standard library only, like this file
+
 VENV = ROOT / ".venv"
 KERNEL = "lecture-utils"
 LOCK_WAIT_S = 1800                # how long a second command waits for a running installation
@@ -367,11 +371,6 @@ def command_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _executed_is_current(notebook: Path) -> bool:
-    copy = ROOT / "build" / "notebooks" / notebook.name
-    return copy.is_file() and copy.stat().st_mtime >= notebook.stat().st_mtime
-
-
 def command_slides(args: argparse.Namespace) -> int:
     """Offline reveal.js slides of the notebooks into build/slides/ (executed copies from build/notebooks/)."""
     python = setup()
@@ -379,10 +378,10 @@ def command_slides(args: argparse.Namespace) -> int:
     failed = 0
     if not args.no_execute:
         # --budget given: execute every notebook in it; else execute (smoke) only those without a current copy
-        todo = notebooks if args.budget else [n for n in notebooks if not _executed_is_current(n)]
+        todo = notebooks if args.budget else [n for n in notebooks if not pick_executed(n, ROOT / "build" / "notebooks").executed]
         if todo:
             failed = command_run(argparse.Namespace(notebooks=[str(n) for n in todo], budget=args.budget or "smoke"))
-    code = subprocess.call([str(python), "-m", "lecture_utils.publish", "slides", "--out", str(ROOT / "build" / "slides"),
+    code = subprocess.call([str(python), "-m", "course_tools.publish", "slides", "--out", str(ROOT / "build" / "slides"),
                             *map(str, notebooks)], cwd=ROOT)
     if code == 0:
         say("slides are in build/slides/ (open NN_topic.slides.html in a browser; works offline)")
@@ -393,9 +392,9 @@ def command_site(args: argparse.Namespace) -> int:
     """Execute every notebook (--budget) and write the static course site into build/site/."""
     python = setup()
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    todo = [n for n in notebooks if not _executed_is_current(n)] if args.reuse else notebooks
+    todo = [n for n in notebooks if not pick_executed(n, ROOT / "build" / "notebooks").executed] if args.reuse else notebooks
     failed = command_run(argparse.Namespace(notebooks=[str(n) for n in todo], budget=args.budget)) if todo else 0
-    code = subprocess.call([str(python), "-m", "lecture_utils.publish", "site", "--out", str(ROOT / "build" / "site"),
+    code = subprocess.call([str(python), "-m", "course_tools.publish", "site", "--out", str(ROOT / "build" / "site"),
                             *map(str, notebooks)], cwd=ROOT)
     if code == 0:
         say("the course site is in build/site/ (open index.html; works offline, publish the folder as it is)")

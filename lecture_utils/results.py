@@ -22,11 +22,10 @@ import torch
 
 from . import __version__
 from .budget import Budget, get_budget, get_device, presenting, seed_everything, use_pretrained
-from .checkpoints import entry, load_shipped
+from .checkpoints import entry, load_into, load_shipped
 from .checks import check_label_shape
 from .data import sources_used
 from .paths import atomic_write, build_dir
-from .train import load_into
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

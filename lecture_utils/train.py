@@ -19,7 +19,6 @@ On CUDA, steps wrap their forward pass in :func:`autocast` (bf16).
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -30,16 +29,8 @@ import torch
 from torch import nn
 
 from .budget import get_budget
+from .checkpoints import CheckpointError, DivergenceError, load_checkpoint, load_into, save_checkpoint
 from .checks import check_finite, check_image_batch
-from .paths import atomic_write
-
-
-class DivergenceError(RuntimeError):
-    """A loss became NaN or infinite or grew by orders of magnitude, or the weights stopped being finite."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupted or does not match the model."""
 
 
 def autocast(device: torch.device | str):
@@ -48,80 +39,6 @@ def autocast(device: torch.device | str):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-# --------------------------------------------------------------------------- checkpoints
-def _nonfinite_entries(state, prefix: str = "") -> list[str]:
-    """Names of the floating-point tensors in a (nested) state that hold a NaN or an inf."""
-    tensors, names = [], []
-
-    def walk(value, name):
-        if torch.is_tensor(value):
-            if value.is_floating_point() and value.numel():
-                tensors.append(value.detach())
-                names.append(name)
-        elif isinstance(value, Mapping):
-            for key, item in value.items():
-                walk(item, f"{name}[{key!r}]")
-        elif isinstance(value, (list, tuple)):
-            for i, item in enumerate(value):
-                walk(item, f"{name}[{i}]")
-
-    walk(state, prefix)
-    if not tensors:
-        return []
-    finite = torch.stack([torch.isfinite(t).all() for t in tensors]).tolist()      # one sync for all
-    return [name for name, ok in zip(names, finite) if not ok]
-
-
-def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write ``state`` to ``path`` atomically: a crash mid-write never leaves a broken file.
-
-    A state with a NaN or inf in any floating-point tensor (weights, optimiser moments) is refused with
-    :class:`DivergenceError` and nothing is written, so the file at ``path`` stays the last good checkpoint.
-    """
-    path = Path(path)
-    bad = _nonfinite_entries(state, "state")
-    if bad:
-        kept = (f"{str(path)!r} still holds the last good checkpoint" if path.exists()
-                else "no checkpoint was written")
-        raise DivergenceError(f"refusing to write a checkpoint with NaN or infinite values in "
-                              f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; {kept}")
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return atomic_write(path, buffer.getvalue())
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``; a bad file raises :class:`CheckpointError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {str(path)!r}")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is corrupted or not a torch checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}); delete it and train again"
-        ) from error
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(state).__name__}, expected a dict")
-    return state
-
-
-def load_into(objects: Mapping[str, object], state: Mapping[str, dict], path: str | Path = "checkpoint") -> None:
-    """``load_state_dict`` for each named object, with an error that says which one failed."""
-    for name, obj in objects.items():
-        if name not in state:
-            raise CheckpointError(f"checkpoint {str(path)!r} has no entry {name!r}; it holds {sorted(state)}")
-        try:
-            obj.load_state_dict(state[name])
-        except (RuntimeError, KeyError, ValueError) as error:
-            # the whole message: a shape mismatch lists every mismatched tensor on its own line
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} does not match {name!r}; it was written for another model: delete "
-                f"it and train again.\n{type(error).__name__}: {error}"
-            ) from error
 
 
 # --------------------------------------------------------------------------- history

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Vendor the few web files the offline slides and course site need into lecture_utils/static/vendor/.
+"""Vendor the few web files the offline slides and course site need into course_tools/static/vendor/.
 
 nbconvert's reveal.js and HTML templates load reveal.js, require.js, jQuery and MathJax 2 from CDNs.
 The course ships local copies instead, so that slides and pages work from ``file://`` without a
@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VENDOR = ROOT / "lecture_utils" / "static" / "vendor"
+VENDOR = ROOT / "course_tools" / "static" / "vendor"
 
 PACKAGES = {
     # folder under vendor/: (npm spec, [paths or glob patterns inside the package])

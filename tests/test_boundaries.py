@@ -253,10 +253,10 @@ def test_on_off_variables_accept_the_usual_spellings_and_refuse_others(monkeypat
     for value, expected in (("on", True), ("YES", True), ("True", True), ("1", True),
                             ("off", False), ("No", False), ("false", False), ("0", False)):
         monkeypatch.setenv("LECTURE_UTILS_OFFLINE", value)
-        assert D._offline() is expected and B.offline() is expected
+        assert B.offline() is expected
         monkeypatch.setenv("LECTURE_UTILS_PRESENT", value)
         assert B.presenting() is expected
-    for variable, call in (("LECTURE_UTILS_OFFLINE", D._offline), ("LECTURE_UTILS_PRESENT", B.presenting),
+    for variable, call in (("LECTURE_UTILS_OFFLINE", B.offline), ("LECTURE_UTILS_PRESENT", B.presenting),
                            ("LECTURE_UTILS_PRETRAINED", B.use_pretrained)):
         monkeypatch.setenv(variable, "maybe")
         with pytest.raises(ValueError, match=f"{variable} must be 1 or 0 .*got 'maybe'"):
@@ -435,31 +435,31 @@ def test_broken_manifest_and_entries_raise_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("LECTURE_UTILS_ROOT", str(tmp_path))
     C.checkpoints_dir().mkdir(parents=True)
     C.manifest_path().write_text('{"vae": {"file": "vae.pt", ')
-    with pytest.raises(T.CheckpointError, match=r"manifest.json' is not valid JSON"):
+    with pytest.raises(C.CheckpointError, match=r"manifest.json' is not valid JSON"):
         C.load_shipped("vae")
     C.manifest_path().write_text(json.dumps({"vae": {"file": "vae.pt", "trained_by": "scripts/x.py"}}))
-    with pytest.raises(T.CheckpointError, match="entry 'vae' has no sha256.*scripts/x.py"):
+    with pytest.raises(C.CheckpointError, match="entry 'vae' has no sha256.*scripts/x.py"):
         C.load_shipped("vae")
     C.manifest_path().write_text("[1, 2]")
-    with pytest.raises(T.CheckpointError, match="must map each checkpoint name"):
+    with pytest.raises(C.CheckpointError, match="must map each checkpoint name"):
         C.read_manifest()
 
 
 def test_resume_without_rng_state_and_shape_mismatch_give_whole_messages(tmp_path):
     path = tmp_path / "run.pt"
     model = nn.Linear(3, 2)
-    T.save_checkpoint(path, {"state": {"model": model.state_dict()}, "history": [], "epoch": 1})
+    C.save_checkpoint(path, {"state": {"model": model.state_dict()}, "history": [], "epoch": 1})
     batches = D.BatchIterator(torch.rand(10, 3), batch_size=5)
     step = lambda batch: {"loss": model(batch).pow(2).mean()}        # noqa: E731
-    with pytest.raises(T.CheckpointError, match=r"run.pt' cannot resume a run: it has no rng"):
+    with pytest.raises(C.CheckpointError, match=r"run.pt' cannot resume a run: it has no rng"):
         T.fit(step, batches, 2, state={"model": model}, checkpoint=path, resume=True, progress=False)
     other = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-    with pytest.raises(T.CheckpointError) as error:
-        T.load_into({"model": nn.Linear(5, 7)}, {"model": model.state_dict()}, path)
+    with pytest.raises(C.CheckpointError) as error:
+        C.load_into({"model": nn.Linear(5, 7)}, {"model": model.state_dict()}, path)
     message = str(error.value)
     assert "size mismatch for weight" in message and "size mismatch for bias" in message
-    with pytest.raises(T.CheckpointError, match="Missing key"):
-        T.load_into({"model": other}, {"model": model.state_dict()}, path)
+    with pytest.raises(C.CheckpointError, match="Missing key"):
+        C.load_into({"model": other}, {"model": model.state_dict()}, path)
 
 
 # --------------------------------------------------------------------------- the divergence guard
@@ -487,19 +487,19 @@ def test_non_finite_weights_with_finite_loss_stop_the_run_and_are_never_saved(tm
     path = tmp_path / "run.pt"
     with pytest.raises(T.DivergenceError, match=r"weights model.weight hold NaN .* epoch 2.*run.pt' \(epoch 1\)"):
         T.fit(step, batches, 3, state={"model": model}, checkpoint=path, progress=False)
-    saved = T.load_checkpoint(path)
+    saved = C.load_checkpoint(path)
     assert saved["epoch"] == 1 and bool(torch.isfinite(saved["state"]["model"]["weight"]).all())
 
 
 def test_save_checkpoint_refuses_non_finite_values_and_keeps_the_old_file(tmp_path):
     path = tmp_path / "model.pt"
     good = nn.Linear(2, 2).state_dict()
-    T.save_checkpoint(path, {"model": good})
+    C.save_checkpoint(path, {"model": good})
     bad = {k: v.clone() for k, v in good.items()}
     bad["bias"][0] = float("inf")
     with pytest.raises(T.DivergenceError, match=r"state\['model'\]\['bias'\].*still holds the last good"):
-        T.save_checkpoint(path, {"model": bad})
-    torch.testing.assert_close(T.load_checkpoint(path)["model"]["bias"], good["bias"])
+        C.save_checkpoint(path, {"model": bad})
+    torch.testing.assert_close(C.load_checkpoint(path)["model"]["bias"], good["bias"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
 
 

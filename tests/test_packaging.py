@@ -111,3 +111,24 @@ def _offline_env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
     return env
+
+
+def test_the_library_students_import_loads_no_course_tooling():
+    """``import lecture_utils`` and every one of its modules, in a fresh interpreter, load neither nbconvert
+    (publishing: course_tools/) nor otter (grading: homework/)."""
+    probe = (
+        "import importlib, json, pkgutil, sys\n"
+        "import lecture_utils\n"
+        "names = [m.name for m in pkgutil.walk_packages(lecture_utils.__path__, 'lecture_utils.')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('nbconvert', 'otter', 'course_tools'))\n"
+        "print(json.dumps({'modules': names, 'tooling': loaded}))\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT / "tests", env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"lecture_utils.data.mnist", "lecture_utils.widgets", "lecture_utils.checkpoints"} <= set(report["modules"])
+    assert report["tooling"] == []
+    assert not (ROOT / "lecture_utils" / "static").exists() and not (ROOT / "lecture_utils" / "templates").exists()

@@ -128,7 +128,7 @@ def test_pretrained_or_train_loads_or_trains(monkeypatch, tmp_path):
     assert nb.loaded_checkpoints == ["mnist_classifier"]
     trained = nb.pretrained_or_train("mnist_classifier", MNISTClassifier, calls.append, pretrained=False)
     assert calls == [trained]
-    from lecture_utils.train import CheckpointError
+    from lecture_utils.checkpoints import CheckpointError
 
     with pytest.raises(CheckpointError, match="does not match 'model'"):
         nb.pretrained_or_train("mnist_classifier", lambda: torch.nn.Linear(2, 2), calls.append)

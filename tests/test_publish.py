@@ -1,4 +1,4 @@
-"""Offline slides and the course site (lecture_utils.publish), on fixture notebooks and results files.
+"""Offline slides and the course site (course_tools.publish), on fixture notebooks and results files.
 
 The browser test opens built slides and a page from file:// in headless Chromium (Debian's
 /usr/bin/chromium, driven by Playwright) and records every request the page makes.
@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
-from lecture_utils import publish
+from course_tools import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_01 = ROOT / "notebooks" / "01_autoencoders.ipynb"
@@ -323,7 +323,7 @@ def test_course_slides_executes_only_what_is_missing_unless_a_budget_is_given(co
     assert module.main(["slides"]) == 0
     assert calls["run"] == [(["02_b.ipynb", "03_c.ipynb"], "smoke")]
     command = calls["call"][-1]
-    assert command[1:5] == ["-m", "lecture_utils.publish", "slides", "--out"]
+    assert command[1:5] == ["-m", "course_tools.publish", "slides", "--out"]
     assert [Path(c).name for c in command[6:]] == ["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"]
     assert module.main(["slides", "--budget", "standard"]) == 0
     assert calls["run"][-1] == (["01_a.ipynb", "02_b.ipynb", "03_c.ipynb"], "standard")

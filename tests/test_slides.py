@@ -1,11 +1,11 @@
-"""Slide metadata: the rules of lecture_utils.slides, and every course notebook carries it."""
+"""Slide metadata: the rules of course_tools.slides, and every course notebook carries it."""
 import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from lecture_utils.slides import (MAX_PRESENTED_SLIDES, SLIDE_TYPES, add_slide_metadata, main, presented_slides,
+from course_tools.slides import (MAX_PRESENTED_SLIDES, SLIDE_TYPES, add_slide_metadata, main, presented_slides,
                                   slide_metadata_problems, slide_type, suggested_slide_type)
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -88,10 +88,10 @@ def test_command_line_fills_in_place_and_checks(tmp_path, capsys):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_every_notebook_carries_slide_metadata(path):
-    """The title and every '## ' section start a slide (fix: python -m lecture_utils.slides notebooks/NN_x.ipynb)."""
+    """The title and every '## ' section start a slide (fix: python -m course_tools.slides notebooks/NN_x.ipynb)."""
     problems = slide_metadata_problems(nbformat.read(path, as_version=4))
     assert not problems, f"{path.name}: " + "; ".join(problems) + \
-        f" -- run: python -m lecture_utils.slides notebooks/{path.name}"
+        f" -- run: python -m course_tools.slides notebooks/{path.name}"
 
 
 def test_a_section_the_author_hides_stays_hidden_and_leaves_the_presented_path():

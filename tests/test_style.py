@@ -290,19 +290,23 @@ def test_resize_image_keeps_the_aspect_ratio():
         ST.resize_image(image.index_put((torch.tensor([0]),) * 3, torch.tensor(float("nan"))), 16)
 
 
-def test_style_weight_slider_static_figure():
+def test_style_weight_slider_static_figure_and_slider():
     from lecture_utils import widgets
 
     results = {w: torch.rand(3, 8, 10) for w in (10.0, 1.0, 100.0)}
-    fig, widget = widgets.style_weight_slider(results, content=torch.rand(3, 8, 10), style=torch.rand(3, 8, 10),
-                                              losses={w: {"content": 0.1, "style": 0.2} for w in results},
-                                              interactive=False)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert widget is None and titles == ["content", "style weight 1", "style weight 10", "style weight 100", "style"]
-    fig, widget = widgets.style_weight_slider(results, interactive=True)
-    assert widget is not None and widget.children[0].value == 10.0
+    explorer = widgets.style_weight_slider(results, content=torch.rand(3, 8, 10), style=torch.rand(3, 8, 10),
+                                           losses={w: {"content": 0.1, "style": 0.2} for w in results}, show=False)
+    titles = [ax.get_title() for ax in explorer.static_figure().axes]
+    assert titles == ["content", "style weight 1", "style weight 10", "style weight 100", "style"]
+    assert explorer.slider.value == 10.0 and torch.equal(explorer.current_image(), results[10.0])
+    shown = explorer.image.value
+    explorer.slider.value = 100.0
+    assert explorer.image.value != shown and "style weight 100" in explorer.caption.value
+    assert explorer.static_png()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="results is empty"):
         widgets.style_weight_slider({})
+    with pytest.raises(ValueError, match="content must be C x H x W"):
+        widgets.style_weight_slider(results, content=torch.rand(8, 10), show=False)
 
 
 def test_measured_receptive_fields_match_the_composition_of_blur_and_filter():

@@ -260,16 +260,16 @@ def test_prompt_box_draws_examples_and_names_unknown_words():
         tok.encode(caption)                      # raises for unknown words, like the real model
         return torch.rand(n, 3, 32, 32)
 
-    fig, widget, messages = widgets.prompt_box(generate, ["a red circle on the left", "a purple unicorn"],
-                                               samples_per_caption=4, interactive=False)
-    assert widget is None and list(messages) == ["a purple unicorn"]
-    assert "'unicorn'" in messages["a purple unicorn"] and "triangle" in messages["a purple unicorn"]
-    assert len(fig.axes) == 1
-    fig, widget, _ = widgets.prompt_box(generate, ["a blue square at the top"], samples_per_caption=2,
-                                        interactive=True)
-    text = widget.children[0].children[0]
-    text.value = "a green dog"                   # the box shows the message, it does not raise
-    assert text.value == "a green dog"
+    box = widgets.prompt_box(generate, ["a red circle on the left", "a purple unicorn"], samples_per_caption=4,
+                             show=False)
+    assert list(box.messages) == ["a purple unicorn"]
+    assert "'unicorn'" in box.messages["a purple unicorn"] and "triangle" in box.messages["a purple unicorn"]
+    assert len(box.static_figure().axes) == 1
+    assert box.current_images().shape == (4, 3, 32, 32)
+    box.text.value = "a green dog"               # the box shows the message, it does not raise
+    assert box.current_images() is None and "dog" in box.message.value
+    box.text.value = "a blue square at the top"
+    assert box.current_images().shape == (4, 3, 32, 32) and box.message.value == ""
 
 
 def test_object_accuracy_counts_colour_and_shape_together_on_the_chosen_pairs():

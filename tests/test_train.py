@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
+from lecture_utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from lecture_utils.data import BatchIterator
-from lecture_utils.train import (CheckpointError, DivergenceError, autoencoder_step, fit,
-                                 load_checkpoint, save_checkpoint)
+from lecture_utils.train import DivergenceError, autoencoder_step, fit
 
 
 class NotAWeight:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import VGG19_Weights
 
+from .. import downloads
 from ..budget import offline
 from ..checks import check_input_dtype, check_not_empty, check_tensor
 
@@ -263,39 +264,33 @@ def gaussian_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- loading the weights
 def vgg19_cache_file() -> Path:
     """Where torch's hub cache keeps torchvision's VGG-19 weights (``$TORCH_HOME/hub/checkpoints/...``)."""
-    from torchvision.models import VGG19_Weights
-
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
 
 
-def _offline() -> bool:
-    return offline()
+def load_vgg19_state_dict(download: bool = True) -> tuple[dict | None, str]:
+    """torchvision's VGG-19 ImageNet state dict, or ``(None, reason)``.
 
-
-def load_vgg19_state_dict(download: bool = True, progress: bool = True) -> tuple[dict | None, str]:
-    """torchvision's VGG-19 ImageNet state dict through its weights API, or ``(None, reason)``.
-
-    ``VGG19_Weights.IMAGENET1K_V1.get_state_dict`` reads the file from torch's hub cache when it is
-    there and downloads it (548 MB, hash-checked) when it is not.  Without the file, with
-    ``download=False`` or ``$LECTURE_UTILS_OFFLINE=1``, or when the download fails, the state dict
-    is None and the reason says why.
+    The file (548 MB) is read from torch's hub cache, where torchvision's weights API looks for it; when
+    it is not there it is downloaded into the cache (:func:`lecture_utils.downloads.download`: a timeout,
+    the sha256 prefix in the file's name checked, no partial file left).  Without the file, with
+    ``download=False`` or ``$LECTURE_UTILS_OFFLINE=1``, or when the download fails, the state dict is
+    None and the reason says why.
     """
-    from torchvision.models import VGG19_Weights
-
     weights = VGG19_Weights.IMAGENET1K_V1
     cached = vgg19_cache_file()
-    if not cached.is_file() and (not download or _offline()):
-        return None, f"no cached weights at {cached} and downloading is off"
-    old_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(30)
+    if not cached.is_file():
+        if not download or offline():
+            return None, f"no cached weights at {cached} and downloading is off"
+        expected = torch.hub.HASH_REGEX.search(cached.name)
+        fetched = downloads.download(weights.url, cached, what="VGG-19 weights",
+                                     checksum=("sha256", expected.group(1)) if expected else None)
+        if fetched is None:
+            return None, "download failed"
     try:
-        state = weights.get_state_dict(progress=progress, check_hash=True)
-    except Exception as error:  # no network, a mirror down, a corrupted cache file
+        state = weights.get_state_dict(progress=False, check_hash=True)
+    except Exception as error:  # a corrupted or foreign cache file
         first_line = str(error).splitlines()[0] if str(error) else ""
-        where = f"the cached file {cached} is unreadable (delete it)" if cached.is_file() else "download failed"
-        return None, f"{where}: {type(error).__name__} {first_line}".strip()
-    finally:
-        socket.setdefaulttimeout(old_timeout)
+        return None, f"the cached file {cached} is unreadable (delete it): {type(error).__name__} {first_line}".strip()
     if not isinstance(state, dict):
         return None, f"the cached file {cached} holds a {type(state).__name__}, not a state dict"
     return state, f"torchvision VGG19_Weights.IMAGENET1K_V1 from {cached}"

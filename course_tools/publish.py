@@ -1,7 +1,7 @@
 """Offline slides and a static course site from the notebooks (``python3 course.py slides|site``).
 
 nbconvert's reveal.js and HTML templates load reveal.js, require.js, jQuery and MathJax 2 from
-CDNs.  Here every such URL points to the local copies in ``lecture_utils/static/vendor/``
+CDNs.  Here every such URL points to the local copies in ``course_tools/static/vendor/``
 (written by ``scripts/vendor_web_assets.py``, about 1.8 MB), which are copied beside the output,
 so slides and pages open from ``file://`` with no network:
 
@@ -17,8 +17,8 @@ dropped from its output and the static figure it carries beside the view is show
 
 Command line (what ``course.py`` calls)::
 
-    python -m lecture_utils.publish slides --out build/slides [NOTEBOOK ...]
-    python -m lecture_utils.publish site --out build/site [NOTEBOOK ...]
+    python -m course_tools.publish slides --out build/slides [NOTEBOOK ...]
+    python -m course_tools.publish site --out build/site [NOTEBOOK ...]
 """
 from __future__ import annotations
 
@@ -26,14 +26,20 @@ import argparse
 import copy
 import html
 import json
+import os
 import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import repo_root
+import nbformat
+from nbconvert import HTMLExporter, SlidesExporter
+from traitlets.config import Config
+
+from lecture_utils.paths import atomic_write, repo_root
+
+from .executed import pick_executed
 from .slides import add_slide_metadata
 
 PACKAGE = Path(__file__).resolve().parent
@@ -114,31 +120,6 @@ def notebook_sections(nb) -> list[str]:
     return found
 
 
-@dataclass
-class Source:
-    """A notebook to publish: its source, and the executed copy used in its place when there is one."""
-
-    source: Path
-    path: Path
-    executed: bool
-
-    @property
-    def stem(self) -> str:
-        return self.source.stem
-
-
-def pick_executed(source: Path, executed_dir: Path | None) -> Source:
-    """``executed_dir/<name>`` when it exists and is not older than ``source``, else ``source`` itself."""
-    source = Path(source)
-    if not source.is_file():
-        raise FileNotFoundError(f"notebook not found: {source}")
-    if executed_dir is not None:
-        candidate = Path(executed_dir) / source.name
-        if candidate.is_file() and candidate.stat().st_mtime >= source.stat().st_mtime:
-            return Source(source, candidate, True)
-    return Source(source, source, False)
-
-
 def course_notebooks(folder: Path | None = None) -> list[Path]:
     """The course's notebooks ``NN_topic.ipynb`` in ``folder`` (default: the repository's notebooks/), in order."""
     folder = Path(folder) if folder is not None else repo_root() / "notebooks"
@@ -146,8 +127,6 @@ def course_notebooks(folder: Path | None = None) -> list[Path]:
 
 
 def _read(path: Path):
-    import nbformat
-
     return nbformat.read(path, as_version=4)
 
 
@@ -167,9 +146,6 @@ def _common_config(config, exporter: str, vendor: str) -> None:
 
 def slides_html(nb, vendor: str = "vendor", title: str | None = None) -> str:
     """reveal.js HTML of ``nb`` whose libraries load from the relative URL ``vendor`` (offline)."""
-    from nbconvert import SlidesExporter
-    from traitlets.config import Config
-
     config = Config()
     _common_config(config, "SlidesExporter", vendor)
     config.SlidesExporter.template_name = "course_slides"
@@ -192,9 +168,6 @@ def slides_html(nb, vendor: str = "vendor", title: str | None = None) -> str:
 def page_html(nb, vendor: str = "vendor", title: str | None = None,
               nav_links: list[tuple[str, str]] = (), note: str = "") -> str:
     """A static HTML page of ``nb`` (nbconvert's lab template, offline) with a navigation bar."""
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
-
     config = Config()
     _common_config(config, "HTMLExporter", vendor)
     config.HTMLExporter.template_name = "course_page"
@@ -233,7 +206,7 @@ def build_slides(notebooks, out_dir: Path, executed_dir: Path | None = None, ven
         page = slides_html(nb, vendor=vendor, title=notebook_title(nb, picked.stem))
         target = out_dir / f"{picked.stem}.slides.html"
         _check_offline(target, page)
-        target.write_text(page, encoding="utf-8")
+        atomic_write(target, page)
         written.append(target)
         state = "executed" if picked.executed else "NOT executed (no outputs)"
         log(f"[slides] {target.name}: {state}, {len(page) / 1e6:.1f} MB, {time.perf_counter() - started:.1f} s")
@@ -241,8 +214,6 @@ def build_slides(notebooks, out_dir: Path, executed_dir: Path | None = None, ven
 
 
 def _relative(path: Path, start: Path) -> str:
-    import os
-
     return os.path.relpath(Path(path).resolve(), Path(start).resolve())
 
 
@@ -434,7 +405,7 @@ def build_site(notebooks, out_dir: Path, executed_dir: Path | None = None, resul
         page = page_html(nb, vendor="vendor", title=title, nav_links=links, note=note)
         target = out_dir / f"{item.stem}.html"
         _check_offline(target, page)
-        target.write_text(page, encoding="utf-8")
+        atomic_write(target, page)
         shutil.copyfile(item.path, out_dir / "notebooks" / item.source.name)
         number, _, _ = item.stem.partition("_")
         entries.append({"stem": item.stem, "number": number, "title": title, "sections": notebook_sections(nb),
@@ -448,7 +419,7 @@ def build_site(notebooks, out_dir: Path, executed_dir: Path | None = None, resul
         for stem in records:
             shutil.copyfile(Path(results_dir) / f"{stem}.json", out_dir / "results" / f"{stem}.json")
     index = out_dir / "index.html"
-    index.write_text(index_html(entries, records, course_title, time.strftime("%Y-%m-%d %H:%M")), encoding="utf-8")
+    atomic_write(index, index_html(entries, records, course_title, time.strftime("%Y-%m-%d %H:%M")))
     log(f"[site] {index}: {len(entries)} notebooks, {len(records)} results")
     return index
 

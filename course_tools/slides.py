@@ -23,8 +23,8 @@ skipped or notes (:func:`presented_slides`); a lecture notebook keeps it at most
 
 From the command line (in place, idempotent; ``--check`` only reports)::
 
-    python -m lecture_utils.slides notebooks/*.ipynb
-    python -m lecture_utils.slides --check notebooks/*.ipynb
+    python -m course_tools.slides notebooks/*.ipynb
+    python -m course_tools.slides --check notebooks/*.ipynb
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ import argparse
 import re
 import sys
 from pathlib import Path
+
+import nbformat
 
 SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
 HIDDEN = ("skip", "notes")          # not on the presented path
@@ -155,8 +157,6 @@ def slide_metadata_problems(nb) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import nbformat
-
     parser = argparse.ArgumentParser(description="Add slide metadata to notebooks (in place, idempotent).")
     parser.add_argument("notebooks", nargs="+", type=Path, help="notebook files (.ipynb)")
     parser.add_argument("--check", action="store_true", help="only report notebooks that lack slide metadata")
