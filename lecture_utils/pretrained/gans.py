@@ -20,9 +20,9 @@ CONDITIONAL_EVAL_SEED = 2
 
 # --------------------------------------------------------------------------- 04 DCGAN
 def dcgan_prior():
-    """The DCGAN's latent prior: a mixture of Gaussians (see :class:`~lecture_utils.gan_training.GaussianMixturePrior`),
+    """The DCGAN's latent prior: a mixture of Gaussians (see :class:`~lecture_utils.gans.GaussianMixturePrior`),
     the same in every budget -- the shipped weights were trained on codes from it."""
-    from ..gan_training import GaussianMixturePrior
+    from ..gans import GaussianMixturePrior
 
     return GaussianMixturePrior(DCGAN_LATENT_DIM, DCGAN_PRIOR_COMPONENTS, DCGAN_PRIOR_SIGMA, seed=DCGAN_PRIOR_SEED)
 
@@ -31,7 +31,7 @@ def dcgan_recipe_options(sizes) -> dict:
     """The DCGAN's training options at a budget's ``sizes`` (printed by notebook 04)."""
     return dict(prior=repr(dcgan_prior()), batch_size=sizes.batch_size, lr_generator=sizes.lr,
                 lr_discriminator=sizes.lr, betas=(0.5, 0.999), real_label=1.0, ema_decay=sizes.ema_decay,
-                spectral_norm=False, r1_gamma=sizes.r1_gamma, r1_every=sizes.r1_every, reuse_fakes=False,
+                spectral_norm=False, r1_gamma=sizes.r1_gamma, r1_every=sizes.r1_every,
                 grad_norm_every=DCGAN_GRAD_NORM_EVERY)
 
 
@@ -45,10 +45,10 @@ def _build_dcgan():
 
 
 def _train_dcgan(model, sizes, device):
-    """Notebook 04's DCGAN training; returns the :class:`~lecture_utils.gan_training.GANRun` (history and
+    """Notebook 04's DCGAN training; returns the :class:`~lecture_utils.gans.GANRun` (history and
     fixed-noise snapshots) and leaves the trained generator and its EMA in ``model``."""
     from ..data import load_mnist
-    from ..gan_training import resize_images, to_tanh_range, train_gan
+    from ..gans import GANOptions, Speed, resize_images, to_tanh_range, train_gan
     from ..models.dcgan import DCGANDiscriminator
 
     options = dcgan_recipe_options(sizes)
@@ -57,14 +57,14 @@ def _train_dcgan(model, sizes, device):
     images32 = to_tanh_range(resize_images(digits.images, 32))
     discriminator = DCGANDiscriminator(channels=1, image_size=32, features=DCGAN_FEATURES,
                                        spectral_norm=options["spectral_norm"])
-    run = train_gan(model["generator"], discriminator, images32, sizes.dcgan_epochs,
-                    batch_size=options["batch_size"], lr_generator=options["lr_generator"],
-                    lr_discriminator=options["lr_discriminator"], betas=options["betas"],
-                    real_label=options["real_label"], ema_decay=options["ema_decay"],
-                    r1_gamma=options["r1_gamma"], r1_every=options["r1_every"],
-                    reuse_fakes=options["reuse_fakes"], grad_norm_every=options["grad_norm_every"],
-                    fixed_noise=prior.sample(64, seed=DCGAN_EVAL_SEED + 1), noise=prior.to(device),
-                    snapshot_every=max(1, sizes.dcgan_epochs // 8), device=device, desc="DCGAN")
+    recipe = GANOptions(batch_size=options["batch_size"], lr_generator=options["lr_generator"],
+                        lr_discriminator=options["lr_discriminator"], betas=options["betas"],
+                        real_label=options["real_label"], ema_decay=options["ema_decay"],
+                        r1_gamma=options["r1_gamma"], r1_every=options["r1_every"],
+                        snapshot_every=max(1, sizes.dcgan_epochs // 8), desc="DCGAN",
+                        speed=Speed(grad_norm_every=options["grad_norm_every"]))
+    run = train_gan(model["generator"], discriminator, images32, sizes.dcgan_epochs, recipe,
+                    fixed_noise=prior.sample(64, seed=DCGAN_EVAL_SEED + 1), noise=prior.to(device), device=device)
     model["ema_generator"].load_state_dict(run.sampler.state_dict())
     return run
 
@@ -75,7 +75,7 @@ def dcgan_eval_codes(n: int = 1000) -> torch.Tensor:
 
 
 def _evaluate_dcgan(model):
-    from ..gan_training import generate, to_unit_range
+    from ..gans import generate, to_unit_range
     from ..metrics import sample_quality
 
     q = sample_quality(to_unit_range(generate(model["ema_generator"].cpu(), dcgan_eval_codes())))
@@ -105,17 +105,18 @@ def build_conditional_discriminator():
 
 def _train_conditional_gan(model, sizes, device):
     """Notebook 05's conditional-GAN training; returns the
-    :class:`~lecture_utils.conditional_training.ConditionalRun` and leaves the generator's exponential
+    :class:`~lecture_utils.gans.ConditionalRun` and leaves the generator's exponential
     moving average (the weights the notebook samples from) in ``model``."""
-    from ..conditional_training import train_conditional_gan
+    from ..gans import GANOptions, train_conditional_gan
     from ..data import load_mnist
 
     train = load_mnist("train").subset(sizes.n_train)
     generator = copy.deepcopy(model)          # trained; ``model`` receives its average at the end
+    recipe = GANOptions(batch_size=sizes.batch_size, lr_generator=sizes.lr_generator,
+                        lr_discriminator=sizes.lr_discriminator, classifier_weight=sizes.classifier_weight,
+                        ema_decay=sizes.ema_decay, desc="conditional GAN")
     run = train_conditional_gan(generator, build_conditional_discriminator(), train.images, train.labels,
-                                sizes.epochs, batch_size=sizes.batch_size, lr_generator=sizes.lr_generator,
-                                lr_discriminator=sizes.lr_discriminator, classifier_weight=sizes.classifier_weight,
-                                ema_decay=sizes.ema_decay, device=device)
+                                sizes.epochs, recipe, device=device)
     model.to(device).load_state_dict(run.sampler.state_dict())
     return run
 
@@ -126,7 +127,7 @@ def conditional_eval_labels(n: int = 1000) -> torch.Tensor:
 
 
 def _evaluate_conditional_gan(model):
-    from ..conditional_training import sample_conditional
+    from ..gans import sample_conditional
     from ..metrics import conditional_accuracy, sample_quality
 
     requested = conditional_eval_labels()

@@ -11,7 +11,7 @@ def _build_autoencoder():
 
 def _train_autoencoder(model, sizes, device):
     from ..data import load_mnist
-    from ..train import train_autoencoder
+    from ..autoencoders import train_autoencoder
 
     train = load_mnist("train").subset(sizes.n_train)
     return train_autoencoder(model, train.images, sizes.epochs, sizes.batch_size, device=device)
@@ -38,7 +38,7 @@ def _build_vae():
 
 def _train_vae(model, sizes, device):
     from ..data import load_mnist
-    from ..train import train_vae
+    from ..autoencoders import train_vae
 
     train = load_mnist("train").subset(sizes.n_train)
     epochs = max(1, round(sizes.train_images / len(train)))  # training length in images seen
@@ -48,7 +48,7 @@ def _train_vae(model, sizes, device):
 
 def _evaluate_vae(model):
     from ..data import load_mnist
-    from ..train import evaluate_vae
+    from ..autoencoders import evaluate_vae
 
     test = load_mnist("test", verbose=False)
     scores = evaluate_vae(model.cpu(), test.images)
