@@ -10,14 +10,14 @@ beta1 = 0.5), the same batch size and the same number of iterations:
                ``--reference-data transforms`` (default) applies the example's per-image transforms
                (PIL Resize(32), ToTensor, Normalize) in the loader; ``tensor`` loads pre-resized (bicubic)
                tensors from a TensorDataset (only the loop differs).
-* ours      -- ``lecture_utils.gan_training.gan_step`` run by ``lecture_utils.train.fit`` over a
-               device-resident ``BatchIterator``: losses on logits, no ``.item()`` per step, fakes for D
-               under ``no_grad``, D frozen during G's update, gradient norms tracked on the device,
-               channels_last (CPU and CUDA); on CUDA also bf16 autocast, fused Adam and (``--compile``)
+* ours      -- ``lecture_utils.gans.train_gan``'s step (``fast_gan_step``: the readable ``gan_step`` with the
+               speed options composed around it) run by ``lecture_utils.train.fit`` over a device-resident
+               ``BatchIterator``: losses on logits, no ``.item()`` per step, fakes for D under ``no_grad``,
+               D frozen during G's update, gradient norms measured by optimiser hooks on the device,
+               channels_last (CPU and CUDA), fused Adam; on CUDA also bf16 autocast and (``--compile``)
                torch.compile.
                It follows Algorithm 1 strictly: the generator update draws fresh noise, which costs one
-               extra generator forward per iteration compared with the reference.  A third line runs our
-               loop with ``reuse_fakes=True`` (the reference's algorithm) to separate the two effects.
+               extra generator forward per iteration compared with the reference.
 
 Prints images/s (real images consumed per second of wall clock) for each loop and their ratio, and on
 a CPU also images per CPU-second (process time), which other processes on a shared machine disturb
@@ -39,8 +39,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from lecture_utils.budget import get_device
 from lecture_utils.data import BatchIterator, load_mnist
-from lecture_utils.gan_training import (CHANNELS_LAST_DEVICES, gan_step, make_optimizers, resize_images,
-                                        to_tanh_range)
+from lecture_utils.gans import (CHANNELS_LAST_DEVICES, GANOptions, Noise, Speed, fast_gan_step, make_optimizers,
+                                resize_images, to_tanh_range)
 from lecture_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from lecture_utils.train import fit
 
@@ -111,19 +111,18 @@ def reference_loop(netG, netD, loader, steps, device, latent_dim):
     return images / (time.perf_counter() - start), images / (time.process_time() - cpu_start)
 
 
-def our_loop(netG, netD, images, batch_size, steps, device, compile, reuse_fakes=False):
+def our_loop(netG, netD, images, batch_size, steps, device, compile):
     channels_last = device.type in CHANNELS_LAST_DEVICES  # the library's default (measured faster on CPU too)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     netG.to(device, memory_format=memory_format)
     netD.to(device, memory_format=memory_format)
     opt_g, opt_d = make_optimizers(netG, netD, "adam", lr_generator=2e-4)
+    images = images.to(device).contiguous(memory_format=memory_format)
     batches = BatchIterator(images, batch_size=batch_size, seed=0, device=device)
     if steps % len(batches):
         raise ValueError(f"--steps must be a multiple of the {len(batches)} batches per epoch")
-    forward_g = torch.compile(netG) if compile else None
-    forward_d = torch.compile(netD) if compile else None
-    step = gan_step(netG, netD, opt_g, opt_d, device=device, channels_last=channels_last,
-                    forward_generator=forward_g, forward_discriminator=forward_d, reuse_fakes=reuse_fakes)
+    options = GANOptions(batch_size=batch_size, speed=Speed(channels_last=channels_last, compile=compile))
+    step = fast_gan_step(netG, netD, opt_g, opt_d, options, noise=Noise(netG), device=device)
     if compile:  # compile outside the timed region (a real run amortises it over many epochs)
         warm = BatchIterator(images[: 4 * batch_size], batch_size=batch_size, seed=1, device=device)
         fit(step, warm, 1, progress=False)
@@ -169,17 +168,15 @@ def main() -> None:
     print(f"device {device} ({name}), batch {args.batch_size}, iterations {args.steps}, features {args.features}, "
           f"{len(images)} images, reference data: {args.reference_data} (workers {args.workers})"
           + (", ours compiled" if args.compile else ""))
-    labels = ["reference (Sigmoid+BCELoss, DataLoader, 5x .item())", "ours: Algorithm 1 (fresh noise for G)",
-              "ours, fakes reused (the reference's algorithm)"]
+    labels = ["reference (Sigmoid+BCELoss, DataLoader, 5x .item())", "ours: Algorithm 1 (fresh noise for G)"]
     results = {label: [] for label in labels}
     for repeat in range(args.repeats):
         torch.manual_seed(repeat)
         g, d = DCGANGenerator(args.latent_dim, 1, 32, args.features).to(device), DCGANDiscriminator(1, 32, args.features).to(device)
         results[labels[0]].append(reference_loop(g, d, loader, args.steps, device, args.latent_dim))
-        for label, reuse in ((labels[1], False), (labels[2], True)):
-            torch.manual_seed(repeat)
-            g, d = DCGANGenerator(args.latent_dim, 1, 32, args.features), DCGANDiscriminator(1, 32, args.features)
-            results[label].append(our_loop(g, d, images, args.batch_size, args.steps, device, args.compile, reuse))
+        torch.manual_seed(repeat)
+        g, d = DCGANGenerator(args.latent_dim, 1, 32, args.features), DCGANDiscriminator(1, 32, args.features)
+        results[labels[1]].append(our_loop(g, d, images, args.batch_size, args.steps, device, args.compile))
     goal = "2x on CUDA" if device.type == "cuda" else "1.3x on a 2-core CPU"
     for index, unit in ((0, "images/s (wall clock)"), (1, "images per CPU-second")):
         if index == 1 and device.type == "cuda":
