@@ -17,7 +17,9 @@ beta1 = 0.5), the same batch size and the same number of iterations:
                channels_last (CPU and CUDA), fused Adam; on CUDA also bf16 autocast and (``--compile``)
                torch.compile.
                It follows Algorithm 1 strictly: the generator update draws fresh noise, which costs one
-               extra generator forward per iteration compared with the reference.
+               extra generator forward per iteration compared with the reference.  A third line runs our
+               loop with ``reuse_fakes=True`` (``reused_fakes_step``, the reference's algorithm) to separate
+               the two effects.
 
 Prints images/s (real images consumed per second of wall clock) for each loop and their ratio, and on
 a CPU also images per CPU-second (process time), which other processes on a shared machine disturb
@@ -111,7 +113,7 @@ def reference_loop(netG, netD, loader, steps, device, latent_dim):
     return images / (time.perf_counter() - start), images / (time.process_time() - cpu_start)
 
 
-def our_loop(netG, netD, images, batch_size, steps, device, compile):
+def our_loop(netG, netD, images, batch_size, steps, device, compile, reuse_fakes=False):
     channels_last = device.type in CHANNELS_LAST_DEVICES  # the library's default (measured faster on CPU too)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     netG.to(device, memory_format=memory_format)
@@ -121,7 +123,8 @@ def our_loop(netG, netD, images, batch_size, steps, device, compile):
     batches = BatchIterator(images, batch_size=batch_size, seed=0, device=device)
     if steps % len(batches):
         raise ValueError(f"--steps must be a multiple of the {len(batches)} batches per epoch")
-    options = GANOptions(batch_size=batch_size, speed=Speed(channels_last=channels_last, compile=compile))
+    options = GANOptions(batch_size=batch_size, reuse_fakes=reuse_fakes,
+                         speed=Speed(channels_last=channels_last, compile=compile))
     step = fast_gan_step(netG, netD, opt_g, opt_d, options, noise=Noise(netG), device=device)
     if compile:  # compile outside the timed region (a real run amortises it over many epochs)
         warm = BatchIterator(images[: 4 * batch_size], batch_size=batch_size, seed=1, device=device)
@@ -168,15 +171,17 @@ def main() -> None:
     print(f"device {device} ({name}), batch {args.batch_size}, iterations {args.steps}, features {args.features}, "
           f"{len(images)} images, reference data: {args.reference_data} (workers {args.workers})"
           + (", ours compiled" if args.compile else ""))
-    labels = ["reference (Sigmoid+BCELoss, DataLoader, 5x .item())", "ours: Algorithm 1 (fresh noise for G)"]
+    labels = ["reference (Sigmoid+BCELoss, DataLoader, 5x .item())", "ours: Algorithm 1 (fresh noise for G)",
+              "ours, fakes reused (the reference's algorithm)"]
     results = {label: [] for label in labels}
     for repeat in range(args.repeats):
         torch.manual_seed(repeat)
         g, d = DCGANGenerator(args.latent_dim, 1, 32, args.features).to(device), DCGANDiscriminator(1, 32, args.features).to(device)
         results[labels[0]].append(reference_loop(g, d, loader, args.steps, device, args.latent_dim))
-        torch.manual_seed(repeat)
-        g, d = DCGANGenerator(args.latent_dim, 1, 32, args.features), DCGANDiscriminator(1, 32, args.features)
-        results[labels[1]].append(our_loop(g, d, images, args.batch_size, args.steps, device, args.compile))
+        for label, reuse in ((labels[1], False), (labels[2], True)):
+            torch.manual_seed(repeat)
+            g, d = DCGANGenerator(args.latent_dim, 1, 32, args.features), DCGANDiscriminator(1, 32, args.features)
+            results[label].append(our_loop(g, d, images, args.batch_size, args.steps, device, args.compile, reuse))
     goal = "2x on CUDA" if device.type == "cuda" else "1.3x on a 2-core CPU"
     for index, unit in ((0, "images/s (wall clock)"), (1, "images per CPU-second")):
         if index == 1 and device.type == "cuda":

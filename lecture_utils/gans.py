@@ -146,6 +146,36 @@ def gan_step(generator, discriminator, opt_g, opt_d, *, k=1, noise=None, g_extra
     return step
 
 
+def reused_fakes_step(generator, discriminator, opt_g, opt_d, *, noise=None,
+                      d_loss=discriminator_loss, g_loss=generator_loss_non_saturating):
+    """DCGAN's own loop (pytorch/examples' ``dcgan/main.py``), a variant of :func:`gan_step` with k = 1: one
+    generator forward per iteration, whose fakes serve D's update (detached) and then G's update.  It saves
+    the generator forward that Algorithm 1 spends on fresh noise for G, at the price of G's update seeing the
+    noise D has just been trained against."""
+    noise = noise or Noise(generator)
+
+    def step(batch):
+        real, labels = (batch, None) if torch.is_tensor(batch) else batch
+        z, fake_labels = noise(real.shape[0], labels)
+        fake = call(generator, z, fake_labels)                    # with a graph through G, for G's update
+        real_scores = call(discriminator, real, labels)
+        fake_scores = call(discriminator, fake.detach(), fake_labels)
+        loss_d = d_loss(real_scores, fake_scores)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        discriminator.requires_grad_(False)
+        loss_g = g_loss(call(discriminator, fake, fake_labels))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        discriminator.requires_grad_(True)
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+                "d_real": mean_probability(real_scores), "d_fake": mean_probability(fake_scores)}
+
+    return step
+
+
 # --------------------------------------------------------------------------- composed around the step
 def make_optimizers(generator: nn.Module, discriminator: nn.Module, optimizer: str = "adam",
                     lr_generator: float = 2e-4, lr_discriminator: float | None = None,
@@ -401,7 +431,7 @@ class GANOptions:
     ``momentum``: see :func:`make_optimizers`.  ``real_label`` < 1: one-sided label smoothing.  ``ema_decay``:
     sample from an :class:`EMA` of G's weights (None: off).  ``r1_gamma`` > 0, ``r1_every``: :class:`LazyR1`.
     ``classifier_weight`` > 0 (conditional GAN, a discriminator with ``auxiliary_classifier=True``): AC-GAN's
-    class terms.  ``n_snapshot`` fixed codes are decoded every ``snapshot_every`` epochs (a sample grid over
+    class terms.  ``reuse_fakes=True`` (k = 1 only) trains with DCGAN's loop, :func:`reused_fakes_step`.  ``n_snapshot`` fixed codes are decoded every ``snapshot_every`` epochs (a sample grid over
     training).  ``seed``: the order of the batches and the fixed codes.  ``desc``: the progress bar's label.
     """
 
@@ -418,6 +448,7 @@ class GANOptions:
     r1_gamma: float = 0.0
     r1_every: int = 1
     classifier_weight: float = 0.0
+    reuse_fakes: bool = False
     n_snapshot: int = 64
     snapshot_every: int = 1
     seed: int = 0
@@ -435,6 +466,8 @@ class GANOptions:
             raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma!r}")
         if not self.classifier_weight >= 0:
             raise ValueError(f"classifier_weight must be >= 0, got {self.classifier_weight!r}")
+        if self.reuse_fakes and self.k != 1:
+            raise ValueError(f"reuse_fakes=True is DCGAN's loop with k = 1, got k={self.k}")
 
     def losses(self) -> dict:
         """``d_loss`` and ``g_loss`` for :func:`gan_step`."""
@@ -486,7 +519,10 @@ def fast_gan_step(generator: nn.Module, discriminator: nn.Module, opt_g: torch.o
         if not getattr(discriminator, "auxiliary_classifier", False):
             raise ValueError("classifier_weight > 0 needs a discriminator built with auxiliary_classifier=True")
         forward_d = ClassAware(forward_d)
-    step = gan_step(forward_g, forward_d, opt_g, opt_d, k=options.k, noise=noise, **options.losses())
+    if options.reuse_fakes:
+        step = reused_fakes_step(forward_g, forward_d, opt_g, opt_d, noise=noise, **options.losses())
+    else:
+        step = gan_step(forward_g, forward_d, opt_g, opt_d, k=options.k, noise=noise, **options.losses())
     if options.r1_gamma > 0:          # registered first: the gradient norm below includes the penalty's gradient
         step = LazyR1(discriminator, opt_d, options.r1_gamma, options.r1_every, options.k).wrap(step)
     step = GradientNorms(opt_g, opt_d, options.speed.grad_norm_every).wrap(step)

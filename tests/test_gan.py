@@ -12,7 +12,8 @@ from lecture_utils import losses
 from lecture_utils.data import BatchIterator
 from lecture_utils.gans import (EMA, Augmented, GANOptions, GaussianMixturePrior, GradientNorms, Speed, gan_step,
                                 generate, image_to_image_step, make_optimizers, resize_images, to_tanh_range,
-                                to_unit_range, train_conditional_gan, train_gan, train_image_to_image)
+                                reused_fakes_step, to_unit_range, train_conditional_gan, train_gan,
+                                train_image_to_image)
 from lecture_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from lecture_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from lecture_utils.models.gan import MLPDiscriminator, MLPGenerator
@@ -428,6 +429,33 @@ def test_random_shift_moves_each_image_and_passes_gradients():
     scores = augmented(x)
     torch.manual_seed(1)
     assert torch.equal(scores, d(random_shift(x, 2, background=-1.0)))
+
+
+class Counting(nn.Module):
+    """A generator that counts its forward passes."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator, self.latent_dim, self.calls = generator, generator.latent_dim, 0
+
+    def forward(self, z):
+        self.calls += 1
+        return self.generator(z)
+
+
+def test_reused_fakes_skip_one_generator_forward_and_feed_both_updates():
+    torch.manual_seed(0)
+    data = torch.randn(3, 8, 1)
+    for make_step, forwards in ((gan_step, 2), (reused_fakes_step, 1)):
+        g, d = Counting(MLPGenerator(2, (1,), (8,), output="linear")), Recording(MLPDiscriminator((1,), (8,)))
+        step = make_step(g, d, *make_optimizers(g, d))
+        for batch in data:
+            out = step(batch)
+        assert g.calls == 3 * forwards and torch.isfinite(out["loss_g"])
+        if make_step is reused_fakes_step:    # G's update judges the very fakes D was just trained on
+            assert all(torch.equal(d.seen[i][0], d.seen[i + 1][0]) for i in range(1, len(d.seen), 3))
+    with pytest.raises(ValueError, match="reuse_fakes=True is DCGAN's loop with k = 1"):
+        GANOptions(k=2, reuse_fakes=True)
 
 
 def test_grad_norm_every_samples_the_norms_without_changing_training():

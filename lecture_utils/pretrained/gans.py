@@ -31,7 +31,7 @@ def dcgan_recipe_options(sizes) -> dict:
     """The DCGAN's training options at a budget's ``sizes`` (printed by notebook 04)."""
     return dict(prior=repr(dcgan_prior()), batch_size=sizes.batch_size, lr_generator=sizes.lr,
                 lr_discriminator=sizes.lr, betas=(0.5, 0.999), real_label=1.0, ema_decay=sizes.ema_decay,
-                spectral_norm=False, r1_gamma=sizes.r1_gamma, r1_every=sizes.r1_every,
+                spectral_norm=False, r1_gamma=sizes.r1_gamma, r1_every=sizes.r1_every, reuse_fakes=False,
                 grad_norm_every=DCGAN_GRAD_NORM_EVERY)
 
 
@@ -60,7 +60,7 @@ def _train_dcgan(model, sizes, device):
     recipe = GANOptions(batch_size=options["batch_size"], lr_generator=options["lr_generator"],
                         lr_discriminator=options["lr_discriminator"], betas=options["betas"],
                         real_label=options["real_label"], ema_decay=options["ema_decay"],
-                        r1_gamma=options["r1_gamma"], r1_every=options["r1_every"],
+                        r1_gamma=options["r1_gamma"], r1_every=options["r1_every"], reuse_fakes=options["reuse_fakes"],
                         snapshot_every=max(1, sizes.dcgan_epochs // 8), desc="DCGAN",
                         speed=Speed(grad_norm_every=options["grad_norm_every"]))
     run = train_gan(model["generator"], discriminator, images32, sizes.dcgan_epochs, recipe,
