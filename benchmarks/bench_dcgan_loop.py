@@ -36,8 +36,10 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torchvision import transforms
 
 from lecture_utils.budget import get_device
 from lecture_utils.data import BatchIterator, load_mnist
@@ -51,9 +53,6 @@ class ExamplesMNIST(Dataset):
     """MNIST as pytorch/examples loads it: a PIL image per example, transformed on every access."""
 
     def __init__(self, images_uint8: np.ndarray, labels: np.ndarray, size: int):
-        from PIL import Image
-        from torchvision import transforms
-
         self.images = [Image.fromarray(a, mode="L") for a in images_uint8]
         self.labels = labels
         self.transform = transforms.Compose([transforms.Resize(size), transforms.ToTensor(),
