@@ -427,12 +427,14 @@ class GANOptions:
     ``batch_size`` m real examples per discriminator update, ``k`` discriminator updates per generator update
     (an iteration uses k * m examples; an epoch is one pass over the data).  ``loss``: G's loss,
     ``"non_saturating"``, ``"minimax"`` (the saturating log(1 - D(G(z)))) or ``"least_squares"`` (then D's loss
-    is least squares too).  ``optimizer``, ``lr_generator``, ``lr_discriminator`` (TTUR when larger), ``betas``,
-    ``momentum``: see :func:`make_optimizers`.  ``real_label`` < 1: one-sided label smoothing.  ``ema_decay``:
-    sample from an :class:`EMA` of G's weights (None: off).  ``r1_gamma`` > 0, ``r1_every``: :class:`LazyR1`.
+    is least squares too; ``d_real`` and ``d_fake`` then squash raw scores, not logits).  ``optimizer``,
+    ``lr_generator``, ``lr_discriminator`` (TTUR when larger), ``betas``, ``momentum``: see
+    :func:`make_optimizers`.  ``real_label`` < 1: one-sided label smoothing.  ``ema_decay``: sample from an
+    :class:`EMA` of G's weights (None: off).  ``r1_gamma`` > 0, ``r1_every``: :class:`LazyR1`.
     ``classifier_weight`` > 0 (conditional GAN, a discriminator with ``auxiliary_classifier=True``): AC-GAN's
-    class terms.  ``reuse_fakes=True`` (k = 1 only) trains with DCGAN's loop, :func:`reused_fakes_step`.  ``n_snapshot`` fixed codes are decoded every ``snapshot_every`` epochs (a sample grid over
-    training).  ``seed``: the order of the batches and the fixed codes.  ``desc``: the progress bar's label.
+    class terms.  ``reuse_fakes=True`` (k = 1 only): DCGAN's loop, :func:`reused_fakes_step`.  ``n_snapshot``
+    fixed codes are decoded every ``snapshot_every`` epochs (a sample grid over training).  ``seed``: the order
+    of the batches and the fixed codes.  ``desc``: the progress bar's label.  ``speed``: :class:`Speed`.
     """
 
     batch_size: int = 64
