@@ -1,6 +1,7 @@
 """GAN library: losses against torch.nn.functional and closed forms, models, PatchGAN receptive field,
 U-Net contract, and the Algorithm-1 training step."""
 import copy
+import inspect
 import math
 
 import pytest
@@ -9,10 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from lecture_utils import losses
+from lecture_utils.autoencoders import autoencoder_step, vae_step
 from lecture_utils.data import BatchIterator
 from lecture_utils.gans import (EMA, Augmented, GANOptions, GaussianMixturePrior, GradientNorms, Speed, gan_step,
-                                generate, image_to_image_step, make_optimizers, resize_images, to_tanh_range,
-                                reused_fakes_step, to_unit_range, train_conditional_gan, train_gan,
+                                generate, image_to_image_step, make_optimizers, r1_penalty, resize_images,
+                                reused_fakes_step, to_tanh_range, to_unit_range, train_conditional_gan, train_gan,
                                 train_image_to_image)
 from lecture_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from lecture_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -559,3 +561,10 @@ def test_gaussian_mixture_prior_draws_from_its_components():
         GaussianMixturePrior(100, 0)
     with pytest.raises(ValueError, match="sigma must be > 0"):
         GaussianMixturePrior(100, 5, sigma=0.0)
+
+
+def test_the_training_steps_the_notebooks_print_fit_on_one_screen():
+    """Notebooks 01-05 print these with inspect.getsource: each is at most 40 lines, docstring included."""
+    for function in (gan_step, vae_step, autoencoder_step, EMA.update, r1_penalty, GaussianMixturePrior.__call__):
+        lines = inspect.getsource(function).splitlines()
+        assert len(lines) <= 40, f"{function.__qualname__} prints {len(lines)} lines"
