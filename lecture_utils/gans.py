@@ -114,6 +114,8 @@ def gan_step(generator, discriminator, opt_g, opt_d, *, k=1, noise=None, g_extra
     ``batch``: k * m examples, or ``(examples, labels)``: then G(z, y) and D(x, y), a conditional GAN.
     ``noise(m, labels)`` returns z and the fakes' labels (:class:`Noise`); ``g_extra(fake, real)`` joins G's loss.
     """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k (discriminator updates per generator update) must be a positive int, got {k!r}")
     noise = noise or Noise(generator)
 
     def step(batch):

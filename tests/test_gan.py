@@ -223,6 +223,8 @@ def test_gan_step_is_algorithm_1_with_k_discriminator_updates():
     assert set(out) == {"loss_d", "loss_g", "d_real", "d_fake"}
     assert all(v.ndim == 0 and not v.requires_grad for v in out.values())
     assert all(p.requires_grad for p in d.parameters())  # D unfrozen after the generator update
+    with pytest.raises(ValueError, match="k .* must be a positive int, got 0"):
+        gan_step(g, d, opt_g, opt_d, k=0)
 
 
 def test_gan_step_with_labels_conditions_both_players():
