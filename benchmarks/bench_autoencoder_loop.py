@@ -2,8 +2,9 @@
 
 Both train the same MLP autoencoder with the same batch size for the same number of steps:
 
-* ours       -- lecture_utils.train.fit over a BatchIterator (data resident on the device,
-                losses summed on the device, one sync per epoch) with fused Adam;
+* ours       -- lecture_utils.autoencoders.autoencoder_step run by lecture_utils.train.fit over a
+                BatchIterator (data resident on the device, losses summed on the device, one sync per
+                epoch) with fused Adam;
 * reference  -- the pytorch/examples pattern: DataLoader over a TensorDataset, ``.item()``
                 every step.
 
@@ -24,7 +25,8 @@ from _compare import compare
 from lecture_utils.budget import get_device
 from lecture_utils.data import BatchIterator, load_mnist
 from lecture_utils.models.autoencoder import MLPAutoencoder
-from lecture_utils.train import adam, autoencoder_step, fit
+from lecture_utils.autoencoders import autoencoder_step
+from lecture_utils.train import adam, autocast_step, fit
 
 
 def reference_loop(model, images, batch_size, steps, device):
@@ -54,7 +56,8 @@ def our_loop(model, images, batch_size, steps, device):
     batches = BatchIterator(images, batch_size=batch_size, seed=0, device=device)
     if steps % len(batches):
         raise ValueError(f"--steps must be a multiple of the {len(batches)} batches per epoch")
-    history = fit(autoencoder_step(model, optimizer, device), batches, steps // len(batches), progress=False)
+    step = autocast_step(autoencoder_step(model, optimizer), device)   # as train_autoencoder composes it
+    history = fit(step, batches, steps // len(batches), progress=False)
     return history.images_per_s
 
 

@@ -10,14 +10,16 @@ beta1 = 0.5), the same batch size and the same number of iterations:
                ``--reference-data transforms`` (default) applies the example's per-image transforms
                (PIL Resize(32), ToTensor, Normalize) in the loader; ``tensor`` loads pre-resized (bicubic)
                tensors from a TensorDataset (only the loop differs).
-* ours      -- ``lecture_utils.gan_training.gan_step`` run by ``lecture_utils.train.fit`` over a
-               device-resident ``BatchIterator``: losses on logits, no ``.item()`` per step, fakes for D
-               under ``no_grad``, D frozen during G's update, gradient norms tracked on the device,
-               channels_last (CPU and CUDA); on CUDA also bf16 autocast, fused Adam and (``--compile``)
+* ours      -- ``lecture_utils.gans.train_gan``'s step (``fast_gan_step``: the readable ``gan_step`` with the
+               speed options composed around it) run by ``lecture_utils.train.fit`` over a device-resident
+               ``BatchIterator``: losses on logits, no ``.item()`` per step, fakes for D under ``no_grad``,
+               D frozen during G's update, gradient norms measured by optimiser hooks on the device,
+               channels_last (CPU and CUDA), fused Adam; on CUDA also bf16 autocast and (``--compile``)
                torch.compile.
                It follows Algorithm 1 strictly: the generator update draws fresh noise, which costs one
                extra generator forward per iteration compared with the reference.  A third line runs our
-               loop with ``reuse_fakes=True`` (the reference's algorithm) to separate the two effects.
+               loop with ``reuse_fakes=True`` (``reused_fakes_step``, the reference's algorithm) to separate
+               the two effects.
 
 Prints images/s (real images consumed per second of wall clock) for each loop and their ratio, and on
 a CPU also images per CPU-second (process time), which other processes on a shared machine disturb
@@ -34,13 +36,15 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torchvision import transforms
 
 from lecture_utils.budget import get_device
 from lecture_utils.data import BatchIterator, load_mnist
-from lecture_utils.gan_training import (CHANNELS_LAST_DEVICES, gan_step, make_optimizers, resize_images,
-                                        to_tanh_range)
+from lecture_utils.gans import (CHANNELS_LAST_DEVICES, GANOptions, Noise, Speed, fast_gan_step, make_optimizers,
+                                resize_images, to_tanh_range)
 from lecture_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from lecture_utils.train import fit
 
@@ -49,9 +53,6 @@ class ExamplesMNIST(Dataset):
     """MNIST as pytorch/examples loads it: a PIL image per example, transformed on every access."""
 
     def __init__(self, images_uint8: np.ndarray, labels: np.ndarray, size: int):
-        from PIL import Image
-        from torchvision import transforms
-
         self.images = [Image.fromarray(a, mode="L") for a in images_uint8]
         self.labels = labels
         self.transform = transforms.Compose([transforms.Resize(size), transforms.ToTensor(),
@@ -117,13 +118,13 @@ def our_loop(netG, netD, images, batch_size, steps, device, compile, reuse_fakes
     netG.to(device, memory_format=memory_format)
     netD.to(device, memory_format=memory_format)
     opt_g, opt_d = make_optimizers(netG, netD, "adam", lr_generator=2e-4)
+    images = images.to(device).contiguous(memory_format=memory_format)
     batches = BatchIterator(images, batch_size=batch_size, seed=0, device=device)
     if steps % len(batches):
         raise ValueError(f"--steps must be a multiple of the {len(batches)} batches per epoch")
-    forward_g = torch.compile(netG) if compile else None
-    forward_d = torch.compile(netD) if compile else None
-    step = gan_step(netG, netD, opt_g, opt_d, device=device, channels_last=channels_last,
-                    forward_generator=forward_g, forward_discriminator=forward_d, reuse_fakes=reuse_fakes)
+    options = GANOptions(batch_size=batch_size, reuse_fakes=reuse_fakes,
+                         speed=Speed(channels_last=channels_last, compile=compile))
+    step = fast_gan_step(netG, netD, opt_g, opt_d, options, noise=Noise(netG), device=device)
     if compile:  # compile outside the timed region (a real run amortises it over many epochs)
         warm = BatchIterator(images[: 4 * batch_size], batch_size=batch_size, seed=1, device=device)
         fit(step, warm, 1, progress=False)

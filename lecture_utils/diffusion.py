@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from .checks import check_finite, check_float, check_image_batch, check_not_empty, check_range
 from .data import BatchIterator, check_mask
-from .gan_training import EMA
+from .gans import EMA
 from .train import adam, fit, scheduled_epoch_end
 
 SCHEDULES = ("linear", "cosine")
@@ -474,7 +474,7 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | No
     :func:`lecture_utils.train.fit` (data resident on the device, no per-step sync).  Adam, an exponential moving
     average of the weights (sample from ``run.ema``), and with ``lr_final`` a half-cosine decay of the learning
     rate over the epochs.  ``on_epoch_end(epoch, record)`` runs after each epoch; pass your own ``ema`` (a
-    :class:`~lecture_utils.gan_training.EMA` of ``model``) to read it there.  ``channels_last`` (default: on for
+    :class:`~lecture_utils.gans.EMA` of ``model``) to read it there.  ``channels_last`` (default: on for
     4-D data on CPU and CUDA) stores images and weights channels-last, which oneDNN's and cuDNN's convolutions run
     faster (benchmarks/bench_diffusion_loop.py)."""
     if labels is not None and labels.shape != (x0.shape[0],):

@@ -1,6 +1,6 @@
 """Data-parallel training on several processes with ``torchrun`` and PyTorch's DistributedDataParallel.
 
-The training loops (:func:`~lecture_utils.train.train_vae`, :func:`~lecture_utils.gan_training.train_gan`)
+The training loops (:func:`~lecture_utils.autoencoders.train_vae`, :func:`~lecture_utils.gans.train_gan`)
 call three helpers from here, and each is the identity in an ordinary single process:
 
 * :func:`shard` -- the tensor version of ``DistributedSampler`` for the course's device-resident
@@ -18,8 +18,8 @@ bit: batch norm normalises over each process's B rows (not N x B), the VAE's rep
 per process, and sums are added in another order.  ``tests/test_distributed.py`` measures the difference on
 the smoke budget (2 CPU processes, Gloo) against one process and bounds it there (see its tolerances).
 
-The loops that use these helpers: :func:`~lecture_utils.train.train_vae` and
-:func:`~lecture_utils.gan_training.train_gan`.  Other loops run whole in every process under torchrun.
+The loops that use these helpers: :func:`~lecture_utils.autoencoders.train_vae` and
+:func:`~lecture_utils.gans.train_gan`.  Other loops run whole in every process under torchrun.
 
 Launch with ``torchrun --nproc_per_node=N script.py`` (it sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the
 rendezvous address); :func:`init` joins the group: NCCL with one GPU per process on CUDA, Gloo on CPUs.

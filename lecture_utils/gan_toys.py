@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .losses import discriminator_loss
+from .train import adam, batched_inference
 
 
 # --------------------------------------------------------------------------- 1-D
@@ -66,16 +67,9 @@ def wasserstein_1d(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.sort().values - b.sort().values).abs().mean())
 
 
-@torch.no_grad()
 def discriminator_probability(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """D(x) = sigmoid(logit) for 1-D points x (a vector G, or G x 1), on the CPU, in eval mode."""
-    was_training = discriminator.training
-    discriminator.eval()
-    try:
-        device = next(discriminator.parameters()).device
-        return torch.sigmoid(discriminator(x.reshape(-1, 1).to(device)).float()).cpu()
-    finally:
-        discriminator.train(was_training)
+    return torch.sigmoid(batched_inference(discriminator, x.reshape(-1, 1), batch_size=max(1, x.numel())))
 
 
 def train_discriminator(discriminator: nn.Module, real: Callable[[int], torch.Tensor],
@@ -88,7 +82,7 @@ def train_discriminator(discriminator: nn.Module, real: Callable[[int], torch.Te
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr)
+    optimizer = adam(discriminator.parameters(), lr=lr)
     history = []
     for _ in range(steps):
         with torch.no_grad():

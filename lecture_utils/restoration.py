@@ -7,7 +7,7 @@ high-resolution images); :func:`evaluate_super_resolution` scores it against bic
 PSNR and SSIM on whole held-out photos.
 
 Image editing (notebook 07): :func:`train_editing` is the pix2pix recipe
-(:func:`lecture_utils.gan_training.train_image_to_image`: U-Net + conditional PatchGAN, L1 weight 100)
+(:func:`lecture_utils.gans.train_image_to_image`: U-Net + conditional PatchGAN, L1 weight 100)
 on patches corrupted by :func:`lecture_utils.data.degrade`, the same code for inpainting, colorization
 and uncropping; :func:`baseline` gives each task's simple baseline, which also fills the holes of the
 model's input (the model learns a correction of it), and :func:`evaluate_editing` scores model and
@@ -16,19 +16,18 @@ baseline on the missing region.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
 from .data import EDITING_TASKS, BatchIterator, check_mask, degrade, low_resolution
-from .gan_training import image_to_image_step, train_image_to_image
+from .gans import image_to_image_step, train_image_to_image
 from .metrics import psnr, ssim
 from .models.editing import editing_input
 from .models.patchgan import PatchDiscriminator
 from .models.super_resolution import bicubic_upscale, upscale
-from .train import History, fit, scheduled_epoch_end
+from .train import History, adam, autocast_step, batched_inference, fit, scheduled_epoch_end
 
 
 # --------------------------------------------------------------------------- super-resolution (notebook 06)
@@ -58,8 +57,7 @@ def dihedral_augment(patches: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 def super_resolution_step(model: nn.Module, opt_g: torch.optim.Optimizer, *, discriminator: nn.Module | None = None,
-                          opt_d: torch.optim.Optimizer | None = None, l1_weight: float = 100.0,
-                          device: torch.device | str = "cpu") -> Callable:
+                          opt_d: torch.optim.Optimizer | None = None, l1_weight: float = 100.0) -> Callable:
     """One update on a batch ``(low, high)``: L1 alone, or L1 + a PatchGAN loss.
 
     With a discriminator D (logits per patch of a high-resolution image):
@@ -69,18 +67,18 @@ def super_resolution_step(model: nn.Module, opt_g: torch.optim.Optimizer, *, dis
 
     Without one, ``loss_g = l1_weight * l1``.  Returns detached scalars ``l1``, ``loss_g`` and, with D,
     ``loss_d``, ``adv_g``, ``d_real``, ``d_fake``.  This is pix2pix's update
-    (:func:`lecture_utils.gan_training.image_to_image_step`) with an unconditional D: the low-resolution
+    (:func:`lecture_utils.gans.image_to_image_step`) with an unconditional D: the low-resolution
     input has another size than the output, so D judges high-resolution images alone.
     """
     return image_to_image_step(model, opt_g, discriminator=discriminator, opt_d=opt_d, l1_weight=l1_weight,
-                               device=device, conditional=False)
+                               conditional=False)
 
 
 def train_super_resolution(model: nn.Module, patches: torch.Tensor, epochs: int, *,
                            discriminator: nn.Module | None = None, batch_size: int = 16, lr: float = 5e-4,
                            betas: tuple[float, float] = (0.9, 0.999), l1_weight: float = 100.0,
                            cosine: bool = True, device: torch.device | str = "cpu", seed: int = 0,
-                           checkpoint: str | Path | None = None, progress: bool | None = None) -> History:
+                           progress: bool | None = None) -> History:
     """Train ``model`` to undo ``low_resolution(patches, model.scale)`` (patches N x 3 x H x W in [0, 1]).
 
     L1 only, or with a ``discriminator`` (e.g. ``PatchDiscriminator(in_channels=3)``) also the PatchGAN
@@ -91,20 +89,20 @@ def train_super_resolution(model: nn.Module, patches: torch.Tensor, epochs: int,
     low, high = super_resolution_pairs(patches, model.scale)
     device = torch.device(device)
     model.to(device)
-    opt_g = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+    opt_g = adam(model.parameters(), lr, betas)
     opt_d, state = None, {"model": model, "opt_g": opt_g}
     if discriminator is not None:
         discriminator.to(device)
-        opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
+        opt_d = adam(discriminator.parameters(), lr, betas)
         state.update(discriminator=discriminator, opt_d=opt_d)
     batches = BatchIterator(low, high, batch_size=batch_size, seed=seed, device=device)
-    step = super_resolution_step(model, opt_g, discriminator=discriminator, opt_d=opt_d, l1_weight=l1_weight,
-                                 device=device)
+    step = autocast_step(super_resolution_step(model, opt_g, discriminator=discriminator, opt_d=opt_d,
+                                               l1_weight=l1_weight), device)
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
                   for opt in (opt_g, opt_d) if opt is not None and cosine]
     for i, scheduler in enumerate(schedulers):
         state[f"scheduler_{i}"] = scheduler
-    return fit(step, batches, epochs, state=state, checkpoint=checkpoint, progress=progress,
+    return fit(step, batches, epochs, state=state, progress=progress,
                on_epoch_end=scheduled_epoch_end(opt_g, schedulers),
                desc=f"x{model.scale} {'L1 + PatchGAN' if discriminator is not None else 'L1'}")
 
@@ -205,15 +203,7 @@ def model_input(task: str, corrupted: torch.Tensor, mask: torch.Tensor) -> torch
 def restore(model: nn.Module, task: str, corrupted: torch.Tensor, mask: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
     """An :class:`~lecture_utils.models.editing.EditingUNet`'s restoration of ``corrupted`` images (N x 3 x H x W)
     with their ``mask`` for ``task`` (eval mode), on the CPU, in [0, 1]."""
-    x = model_input(task, corrupted, mask)
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        out = torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, x.shape[0], batch_size)])
-    finally:
-        model.train(was_training)
-    return out.clamp(0, 1)
+    return batched_inference(model, model_input(task, corrupted, mask), batch_size=batch_size).clamp(0, 1)
 
 
 def editing_pairs(patches: torch.Tensor, task: str, seed: int = 0, **options) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,7 +225,7 @@ def train_editing(model: nn.Module, patches: torch.Tensor, task: str, epochs: in
     from its L1 network): a GAN that starts against an untrained generator pulls it away from the data.
     ``gan_lr`` (default: the ``lr`` option) is the learning rate of both networks once the discriminator joins.
     ``masks_per_patch`` > 1 repeats each patch with fresh masks.  ``options`` go to
-    :func:`~lecture_utils.gan_training.train_image_to_image` (batch_size, lr, device, ...).  The history
+    :func:`~lecture_utils.gans.train_image_to_image` (batch_size, lr, device, ...).  The history
     concatenates both phases.
     """
     if not 0 <= warmup_epochs <= epochs:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .checkpoints import load_shipped
 from .data import SCENE_ATTRIBUTES, SCENE_COLOURS, SCENE_SHAPES, BatchIterator, SceneData
 from .models.text_to_image import HEADS, SceneAttributeClassifier, TextToImageVAE, Tokenizer
-from .train import History, autocast, fit
+from .train import History, adam, autocast, fit
 
 
 # --------------------------------------------------------------------------- training and generation
@@ -62,7 +62,7 @@ def train_text_to_image(model: TextToImageVAE, scenes: SceneData, tokenizer: Tok
     The images and the caption ids live on ``device`` as two tensors (a :class:`BatchIterator`).
     """
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[max(1, (2 * epochs) // 3)], gamma=0.5)
     batches = BatchIterator(scenes.images, tokenizer.encode(scenes.captions), batch_size=batch_size,
                             seed=seed, device=device)

@@ -1,20 +1,18 @@
-"""The training core that every loop in the course shares, and small steps per model family.
+"""The training core every loop of the course shares: ``fit``, its history and divergence guard, checkpoints,
+and the few helpers that every family uses (autocast, the optimiser, batched inference, the shift augmentation).
 
-``fit`` runs epochs over a batch iterator and calls a *step* function once per batch.  The step
-does the model-specific work (forward, loss, backward, optimiser step) and returns its losses as
-detached scalar tensors.  The core adds what every loop needs and what a student should not
-have to write again:
+``fit`` runs epochs over a batch iterator and calls a *step* function once per batch.  The step does the
+model-specific work (forward, loss, backward, optimiser step; see :mod:`lecture_utils.autoencoders` and
+:mod:`lecture_utils.gans`) and returns its losses as detached scalar tensors.  The core adds what every loop
+needs and what a student should not have to write again:
 
 * losses are summed on the device and read once per epoch (no ``.item()`` sync per step);
-* a NaN/inf guard, checked every ``guard_every`` steps, stops with a clear message naming the
-  last good checkpoint;
+* a guard, checked every ``guard_every`` steps, stops a loss that became NaN/inf or grew by orders of
+  magnitude (and, once per epoch, non-finite weights) with a clear message naming the last good checkpoint;
 * a history per epoch: mean losses, wall time and images/s;
-* checkpoints written atomically (write to a temporary file, then rename) after every epoch,
-  loaded with ``weights_only=True``; ``resume=True`` continues from one and ends with the same
-  weights as an uninterrupted run;
+* checkpoints written atomically after every epoch, loaded with ``weights_only=True``; ``resume=True``
+  continues from one and ends with the same weights as an uninterrupted run;
 * tqdm progress (silent in the smoke budget).
-
-On CUDA, steps wrap their forward pass in :func:`autocast` (bf16).
 """
 from __future__ import annotations
 
@@ -27,10 +25,11 @@ from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .budget import get_budget
 from .checkpoints import CheckpointError, DivergenceError, load_checkpoint, load_into, save_checkpoint
-from .checks import check_finite, check_image_batch
+from .checks import check_finite
 
 
 def autocast(device: torch.device | str):
@@ -39,6 +38,16 @@ def autocast(device: torch.device | str):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def autocast_step(step: Callable, device: torch.device | str) -> Callable:
+    """``step`` run under :func:`autocast`: a training step stays plain PyTorch, and the mixed precision that
+    only matters for speed on CUDA is put around it."""
+    def run(batch):
+        with autocast(device):
+            return step(batch)
+
+    return run
 
 
 # --------------------------------------------------------------------------- history
@@ -137,8 +146,6 @@ def fit(step: Callable[[object], Mapping[str, torch.Tensor]], batches: Iterable,
 
     if progress is None:
         progress = get_budget().progress
-    from tqdm.auto import tqdm
-
     bar = tqdm(range(start_epoch, epochs), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         start = time.perf_counter()
@@ -223,57 +230,56 @@ def _guard_weights(state: Mapping[str, object], epoch: int, checkpoint: Path | N
                           f"{_last_good(checkpoint, saved_epoch)}. Try a smaller learning rate.")
 
 
-def adam(parameters, lr: float = 1e-3, **kwargs) -> torch.optim.Adam:
-    """Adam with PyTorch's fused kernel (one pass over all parameters instead of a dozen element-wise
-    ops per tensor): about 3x faster updates on a CPU, and the recommended path on CUDA."""
-    return torch.optim.Adam(parameters, lr=lr, fused=True, **kwargs)
+# Devices whose Adam has a fused kernel (one pass over all parameters instead of a dozen element-wise ops per
+# tensor): about 3x faster updates on a CPU, and the recommended path on CUDA.
+FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps")
 
 
-# --------------------------------------------------------------------------- steps per family
-def autoencoder_step(model: nn.Module, optimizer: torch.optim.Optimizer,
-                     device: torch.device | str = "cpu") -> Callable:
-    """One autoencoder update: Bernoulli cross-entropy between the input and the decoder's logits.
-
-    The batch is images in [0, 1] (or ``(images, labels)``); the model returns logits.
-    """
-
-    def step(batch):
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        with autocast(device):
-            logits = model(x)
-        loss = nn.functional.binary_cross_entropy_with_logits(
-            logits.float(), x, reduction="sum") / x.shape[0]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.detach()}
-
-    return step
+def adam(parameters, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
+    """The course's one optimiser policy: Adam, fused where the parameters' device has the fused kernel."""
+    parameters = list(parameters)
+    if not parameters:
+        raise ValueError("parameters must hold at least one tensor, got none")
+    if not lr >= 0:
+        raise ValueError(f"lr must be >= 0, got {lr!r}")
+    fused = parameters[0].device.type in FUSED_ADAM_DEVICES
+    return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=fused)
 
 
-def train_autoencoder(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: int = 100,
-                      lr: float = 1e-3, device: torch.device | str = "cpu", seed: int = 0,
-                      checkpoint: str | Path | None = None, progress: bool | None = None) -> History:
-    """Train an autoencoder (logits out) on ``images`` (N x 1 x 28 x 28 in [0, 1]) with Adam.
+@torch.no_grad()
+def batched_inference(model: nn.Module, *inputs: torch.Tensor, batch_size: int = 500,
+                      call: Callable | None = None) -> torch.Tensor:
+    """``call(*batch)`` (default ``model(*batch)``) over ``inputs`` in batches of ``batch_size`` rows on the
+    model's device, in eval mode (batch norm uses its running statistics, dropout is off) and without
+    gradients; the outputs as float32 on the CPU, concatenated.  The model's mode is restored afterwards,
+    so sampling mid-training does not leave dropout or batch norm frozen."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not inputs or any(x.shape[0] != inputs[0].shape[0] for x in inputs):
+        raise ValueError(f"inputs must be one or more tensors with the same number of rows, got shapes "
+                         f"{[tuple(x.shape) for x in inputs]}")
+    call = model if call is None else call
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        out = [call(*(x[i:i + batch_size].to(device) for x in inputs)).float().cpu()
+               for i in range(0, inputs[0].shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
 
-    The images move to ``device`` once and stay there (a :class:`BatchIterator`).
-    """
-    from .data import BatchIterator
 
-    _check_unit_images(images)
-    model.to(device)
-    optimizer = adam(model.parameters(), lr=lr)
-    batches = BatchIterator(images, batch_size=batch_size, seed=seed, device=device)
-    return fit(autoencoder_step(model, optimizer, device), batches, epochs,
-               state={"model": model, "optimizer": optimizer}, checkpoint=checkpoint,
-               progress=progress, desc=type(model).__name__)
-
-
-# --------------------------------------------------------------------------- VAE steps (notebook 02)
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_shift(images: torch.Tensor, max_shift: int, background: float = 0.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image (N x C x H x W) moved by its own random whole-pixel offset in [-max_shift, max_shift]
-    along each axis, the uncovered border filled with 0 (MNIST's background).  A cheap augmentation:
-    a digit moved by a pixel is still the same digit, so a small data set behaves like a larger one."""
+    along each axis, the uncovered border filled with ``background``; differentiable in ``images``.
+
+    A digit moved by a pixel is still the same digit, so a small data set behaves like a larger one (the VAE
+    of notebook 02, background 0).  Shown to a GAN's discriminator on real *and* fake images (background -1,
+    the tanh range), it is DiffAugment's translation (Zhao et al. 2020): :class:`~lecture_utils.gans.Augmented`.
+    The offsets come from ``generator`` (on its device), else from the global random state of the images' device.
+    """
     if not isinstance(max_shift, int) or max_shift < 0:
         raise ValueError(f"max_shift must be a non-negative int, got {max_shift!r}")
     if images.ndim != 4:
@@ -281,49 +287,13 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     if max_shift == 0:
         return images
     n, _, h, w = images.shape
-    padded = nn.functional.pad(images, (max_shift,) * 4)                        # N x C x H+2s x W+2s
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator).to(images.device)
+    padded = nn.functional.pad(images, (max_shift,) * 4, value=background)     # N x C x H+2s x W+2s
+    draw_on = generator.device if generator is not None else images.device
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator, device=draw_on).to(images.device)
     rows = (torch.arange(h, device=images.device) + offsets[0, :, None])[:, None, :, None]  # N x 1 x H x 1
     cols = (torch.arange(w, device=images.device) + offsets[1, :, None])[:, None, None, :]  # N x 1 x 1 x W
     padded = padded.gather(2, rows.expand(-1, padded.shape[1], -1, padded.shape[3]))        # N x C x H x W+2s
     return padded.gather(3, cols.expand(-1, padded.shape[1], h, -1))                        # N x C x H x W
-
-
-def vae_step(model: nn.Module, optimizer: torch.optim.Optimizer, beta: float = 1.0,
-             device: torch.device | str = "cpu", shift_pixels: int = 0,
-             generator: torch.Generator | None = None) -> Callable:
-    """One VAE update on a batch of images in [0, 1] (or ``(images, labels)``).
-
-    Minimises the mean over the batch of -ELBO = -log p(x|z) + beta * KL(q(z|x) || N(0, I)) with one
-    reparameterised sample z per image (``lecture_utils.losses.vae_loss_terms``).  beta = 1 is the
-    VAE, beta > 1 the beta-VAE of Higgins et al. (2017).  ``shift_pixels`` > 0 first moves each image
-    by a random offset of up to that many pixels (:func:`random_shift`, drawn from ``generator``).
-    Returns ``loss`` (the beta-weighted objective), ``negative_elbo`` (with beta = 1, in nats),
-    ``reconstruction`` and ``kl`` (nats), all batch means, as detached scalars.
-    """
-    from .losses import vae_loss_terms
-
-    if not beta >= 0:
-        raise ValueError(f"beta must be a non-negative number, got {beta!r}")
-
-    def step(batch):
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        x = random_shift(x, shift_pixels, generator)
-        with autocast(device):
-            terms = vae_loss_terms(model, x, beta=beta)
-        loss = terms["negative_elbo"].mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        reconstruction, kl = terms["reconstruction"].detach().mean(), terms["kl"].detach().mean()
-        return {"loss": loss.detach(), "negative_elbo": reconstruction + kl,
-                "reconstruction": reconstruction, "kl": kl}
-
-    return step
-
-
-def _check_unit_images(images: torch.Tensor, name: str = "images") -> None:
-    check_image_batch(images, name, hint="divide 8-bit images by 255")
 
 
 def scheduled_epoch_end(optimizer: torch.optim.Optimizer, schedulers=(),
@@ -353,77 +323,3 @@ class GeneratorState:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["state"])
-
-
-def train_vae(model: nn.Module, images: torch.Tensor, epochs: int, batch_size: int = 128,
-              lr: float = 1e-3, beta: float = 1.0, device: torch.device | str = "cpu", seed: int = 0,
-              checkpoint: str | Path | None = None, resume: bool = False, progress: bool | None = None,
-              on_epoch_end: Callable[[int, dict], None] | None = None, shift_pixels: int = 0,
-              lr_final: float | None = None) -> History:
-    """Train a VAE (``lecture_utils.models.vae``) on ``images`` (N x 1 x 28 x 28 in [0, 1]) with Adam.
-
-    The images move to ``device`` once (a :class:`BatchIterator`); the loop is :func:`fit`.
-    ``shift_pixels`` > 0 trains on randomly shifted copies (:func:`random_shift`), which reduces
-    overfitting on a small training set.  ``lr_final`` (default: none, a constant rate) anneals the
-    learning rate from ``lr`` to ``lr_final`` along a half cosine over the epochs (``CosineAnnealingLR``,
-    stepped after each epoch and saved in checkpoints, so a resumed run continues the same schedule; the
-    super-resolution loop of notebook 06 uses the same scheduler).  The history holds per-epoch means of ``loss``,
-    ``negative_elbo``, ``reconstruction`` and ``kl`` (on the training batches as seen, shifted or not).
-    ``checkpoint`` is written after every epoch; ``resume=True`` continues from it (see :func:`fit`).
-    Under ``torchrun`` (:mod:`lecture_utils.distributed`) ``batch_size`` is the global batch, split evenly
-    over the processes, and the model trains as DistributedDataParallel.
-    """
-    from .data import BatchIterator
-
-    _check_unit_images(images)
-    if lr_final is not None and not 0 <= lr_final <= lr:
-        raise ValueError(f"lr_final must lie in [0, lr = {lr:g}], got {lr_final!r}")
-    from . import distributed
-
-    model.to(device)
-    optimizer = adam(model.parameters(), lr=lr)
-    # under torchrun: each process takes its slice of every batch, gradients averaged (lecture_utils.distributed)
-    batches = distributed.shard(BatchIterator(images, batch_size=batch_size, seed=seed, device=device))
-    shifts = torch.Generator().manual_seed(seed + 1)
-    state = {"model": model, "optimizer": optimizer, "shifts": GeneratorState(shifts)}
-    if lr_final is not None:
-        state["scheduler"] = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
-                                                                        eta_min=lr_final)
-    end_of_epoch = scheduled_epoch_end(optimizer, [state["scheduler"]] if "scheduler" in state else [], on_epoch_end)
-    return fit(vae_step(distributed.wrap(model), optimizer, beta=beta, device=device, shift_pixels=shift_pixels, generator=shifts),
-               batches, epochs, state=state, checkpoint=checkpoint, resume=resume,
-               progress=progress, on_epoch_end=end_of_epoch, desc=f"{type(model).__name__} beta={beta:g}")
-
-
-@torch.no_grad()
-def evaluate_vae(model: nn.Module, images: torch.Tensor, iw_samples: int = 0, batch_size: int = 500,
-                 seed: int = 0) -> dict[str, float]:
-    """A VAE's mean scores on ``images`` (N x 1 x 28 x 28 in [0, 1]), in nats per image.
-
-    ``negative_elbo``, ``reconstruction`` and ``kl`` use one sample z per image (as in training and
-    in pytorch/examples' test loss); with ``iw_samples`` = k > 0 also ``iw_log_likelihood``, the
-    importance-weighted bound L_k on log p(x).  Seeded: the same call gives the same numbers.
-    """
-    from .losses import iwae_log_likelihood, vae_loss_terms
-
-    _check_unit_images(images)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
-    sums = {"negative_elbo": 0.0, "reconstruction": 0.0, "kl": 0.0}
-    if iw_samples:
-        sums["iw_log_likelihood"] = 0.0
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start:start + batch_size].to(device)
-        eps_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        terms = vae_loss_terms(model, x, generator=torch.Generator(device).manual_seed(eps_seed))
-        for name in ("negative_elbo", "reconstruction", "kl"):
-            sums[name] += float(terms[name].sum())
-        if iw_samples:
-            sums["iw_log_likelihood"] += float(iwae_log_likelihood(model, x, iw_samples, generator=generator).sum())
-    model.train(was_training)
-    return {name: value / images.shape[0] for name, value in sums.items()}
-
-
-# --------------------------------------------------------------------------- GAN steps (notebooks 03-04)

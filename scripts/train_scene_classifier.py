@@ -21,7 +21,7 @@ from lecture_utils.checkpoints import ship
 from lecture_utils.data import SCENE_HELDOUT, BatchIterator, make_scenes
 from lecture_utils.models.text_to_image import HEADS, SceneAttributeClassifier
 from lecture_utils.text_to_image import SCENE_CLASSIFIER_NAME, attribute_accuracy, blur_and_noise, classifier_loss
-from lecture_utils.train import fit
+from lecture_utils.train import adam, fit
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     test = make_scenes(2000, seed=2000 + args.seed, verbose=False)
     heldout = make_scenes(2000, seed=3000 + args.seed, only=SCENE_HELDOUT, verbose=False)
     model = SceneAttributeClassifier()
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = adam(model.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     targets = torch.stack([train.attributes[k] for k in HEADS], 1)
 

@@ -19,7 +19,8 @@ from lecture_utils import losses as L
 from lecture_utils import metrics as M
 from lecture_utils import results as R
 from lecture_utils import train as T
-from lecture_utils.gan_training import GANRun, train_gan
+from lecture_utils.autoencoders import train_autoencoder, train_vae
+from lecture_utils.gans import GANOptions, GANRun, train_conditional_gan, train_gan
 from lecture_utils.models.autoencoder import MLPAutoencoder
 from lecture_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from lecture_utils.models.gan import MLPDiscriminator, MLPGenerator
@@ -111,11 +112,11 @@ def test_train_gan_refuses_8_bit_and_nan_data_before_training():
     before = [p.detach().clone() for p in G.parameters()]
     data = torch.rand(64, 1, 8, 8) * 2 - 1
     with pytest.raises(ValueError, match=r"data must lie in \[-1, 1\].*to_tanh_range"):
-        train_gan(G, D_, (data + 1) * 127.5, 1, batch_size=16, progress=False)
+        train_gan(G, D_, (data + 1) * 127.5, 1, GANOptions(batch_size=16), progress=False)
     with pytest.raises(ValueError, match="data must be finite"):
-        train_gan(G, D_, with_nan(data), 1, batch_size=16, progress=False)
+        train_gan(G, D_, with_nan(data), 1, GANOptions(batch_size=16), progress=False)
     with pytest.raises(ValueError, match="data must be finite"):
-        train_gan(G, D_, with_nan(data.flatten(1)), 1, batch_size=16, progress=False)
+        train_gan(G, D_, with_nan(data.flatten(1)), 1, GANOptions(batch_size=16), progress=False)
     assert all(torch.equal(a, b) for a, b in zip(before, G.parameters()))      # nothing trained
 
 
@@ -124,12 +125,12 @@ def test_train_vae_and_autoencoder_refuse_bad_data_before_training():
 
     images = torch.rand(32, 1, 28, 28)
     with pytest.raises(ValueError, match="images must be finite"):
-        T.train_vae(MLPVAE(latent_size=2, hidden=16), with_nan(images), 1, batch_size=16, progress=False)
+        train_vae(MLPVAE(latent_size=2, hidden=16), with_nan(images), 1, batch_size=16)
     with pytest.raises(ValueError, match=r"images must lie in \[0, 1\].*255"):
-        T.train_autoencoder(MLPAutoencoder(2, hidden=(16,)), images * 255, 1, batch_size=16, progress=False)
+        train_autoencoder(MLPAutoencoder(2, hidden=(16,)), images * 255, 1, batch_size=16, progress=False)
     with pytest.raises(ValueError, match="must be a floating-point tensor, got dtype torch.uint8"):
-        T.train_autoencoder(MLPAutoencoder(2, hidden=(16,)), (images * 255).to(torch.uint8), 1, batch_size=16,
-                            progress=False)
+        train_autoencoder(MLPAutoencoder(2, hidden=(16,)), (images * 255).to(torch.uint8), 1, batch_size=16,
+                          progress=False)
 
 
 def test_fit_reports_nan_in_the_data_as_data():
@@ -155,8 +156,6 @@ def test_conditional_forward_checks_labels_without_reading_them():
 
 
 def test_conditional_training_refuses_out_of_range_labels():
-    from lecture_utils.conditional_training import train_conditional_gan
-
     G = ConditionalGenerator(latent_dim=8, features=8, embedding_dim=4)
     Dm = ProjectionDiscriminator(features=8, hidden=16)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\] \(class indices\), got values in \[0, 200\]"):
@@ -468,8 +467,8 @@ def test_exploding_but_finite_loss_stops_the_run(tmp_path):
     images = (torch.rand(500, 1, 28, 28) > 0.8).float()            # binary images, as MNIST nearly is
     model = MLPAutoencoder(2, hidden=(32,))
     with pytest.raises(T.DivergenceError, match=r"loss 'loss' grew from about .* \(more than 10000 times\)"):
-        T.train_autoencoder(model, images, 5, batch_size=50, lr=1e6, progress=False,
-                            checkpoint=tmp_path / "ae.pt")
+        train_autoencoder(model, images, 5, batch_size=50, lr=1e6, progress=False,
+                          checkpoint=tmp_path / "ae.pt")
 
 
 def test_non_finite_weights_with_finite_loss_stop_the_run_and_are_never_saved(tmp_path):

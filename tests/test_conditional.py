@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from lecture_utils import widgets
-from lecture_utils.conditional_training import (conditional_gan_step, sample_conditional, train_conditional_gan,
-                                                train_conditional_vae)
-from lecture_utils.gan_training import make_optimizers
+from lecture_utils.autoencoders import train_conditional_vae
+from lecture_utils.gans import GANOptions, recalibrate_batch_norm, sample_conditional, train_conditional_gan
 from lecture_utils.losses import negative_elbo
 from lecture_utils.models.conditional import ConditionalGenerator, ConditionalVAE, ProjectionDiscriminator
 
@@ -50,8 +49,8 @@ def test_conditional_models_reject_bad_input():
     with pytest.raises(ValueError, match="image_size must be one of"):
         ConditionalGenerator(image_size=20)
     with pytest.raises(ValueError, match="auxiliary_classifier=True"):
-        opt_g, opt_d = make_optimizers(g, d)
-        conditional_gan_step(g, d, opt_g, opt_d, classifier_weight=1.0)
+        train_conditional_gan(g, d, torch.rand(8, 1, 28, 28), torch.arange(8), 1,
+                              GANOptions(batch_size=4, classifier_weight=1.0))
 
 
 def _halves(n: int, seed: int = 0):
@@ -70,9 +69,9 @@ def test_conditional_gan_learns_to_obey_the_label(classifier_weight):
     images, labels = _halves(256)
     g = ConditionalGenerator(latent_dim=8, n_classes=2, embedding_dim=4, features=8)
     d = ProjectionDiscriminator(n_classes=2, features=8, hidden=32, auxiliary_classifier=classifier_weight > 0)
-    run = train_conditional_gan(g, d, images, labels, 12, batch_size=32, lr_discriminator=4e-4,
-                                classifier_weight=classifier_weight, progress=False)
-    assert "class_loss_fake" in run.history.records[-1] or classifier_weight == 0
+    run = train_conditional_gan(g, d, images, labels, 12,
+                                GANOptions(batch_size=32, lr_discriminator=4e-4, classifier_weight=classifier_weight),
+                                progress=False)
     requested = torch.arange(200) % 2
     samples = run.sample(requested, seed=1)
     assert samples.shape == (200, 1, 28, 28) and 0 <= float(samples.min()) and float(samples.max()) <= 1
@@ -97,8 +96,8 @@ def test_conditional_vae_elbo_and_training():
     logits, mu, logvar = model(images, labels)
     assert logits.shape == images.shape and mu.shape == (128, 2) == logvar.shape
     before = float(negative_elbo(images, logits, mu, logvar).mean().detach())
-    run = train_conditional_vae(model, images, labels, 20, batch_size=32, lr=3e-3, progress=False)
-    after = run.history.records[-1]["negative_elbo"]
+    history = train_conditional_vae(model, images, labels, 20, batch_size=32, lr=3e-3, progress=False)
+    after = history.records[-1]["negative_elbo"]
     floor = 392 * (0.199 + 0.423)          # the entropy of the pixel noise: no model can go below it
     assert after < before - 0.5 * (before - floor), (before, after)
     with torch.no_grad():                  # the decoder relies on y: the wrong label costs hundreds of nats
@@ -137,8 +136,6 @@ def test_class_explorer_shows_the_same_code_in_every_class():
 
 
 def test_batch_norm_recalibration_matches_the_samples_statistics():
-    from lecture_utils.conditional_training import recalibrate_batch_norm
-
     torch.manual_seed(0)
     g = ConditionalGenerator(latent_dim=8, features=8)
     bn = g.project[2]

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from lecture_utils.gan_training import gan_step, make_optimizers, r1_penalty
+from lecture_utils.gans import LazyR1, gan_step, make_optimizers, r1_penalty
 from lecture_utils.models.gan import MLPGenerator
 
 
@@ -46,8 +46,11 @@ def _discriminator_gradients(r1_gamma, r1_every, n_steps):
     g, d = MLPGenerator(2, (3,), (8,), output="linear"), LinearDiscriminator(3)
     opt_g, opt_d = make_optimizers(g, d, "sgd", lr_generator=0.01, momentum=0.0)
     seen = []
-    opt_d.step = lambda *a, **kw: seen.append((d.linear.weight.grad.clone(), d.linear.bias.grad.clone()))
-    step = gan_step(g, d, opt_g, opt_d, r1_gamma=r1_gamma, r1_every=r1_every, track_grad_norms=False)
+    step = gan_step(g, d, opt_g, opt_d)
+    if r1_gamma > 0:          # its hook runs first, then the one below records the gradient D would step with
+        step = LazyR1(d, opt_d, r1_gamma, r1_every).wrap(step)
+    opt_d.register_step_pre_hook(lambda *_: seen.append((d.linear.weight.grad.clone(), d.linear.bias.grad.clone())))
+    opt_d.param_groups[0]["lr"] = 0.0     # D not updated: every step sees the same D
     data = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
     for _ in range(n_steps):
         step(data)
@@ -67,10 +70,10 @@ def test_gan_step_adds_gamma_times_w_to_the_discriminator_gradient():
     assert torch.allclose(lazy[1][0] - plain[1][0], 2 * gamma * w, atol=1e-6)
 
 
-def test_gan_step_checks_r1_arguments():
+def test_lazy_r1_checks_its_arguments():
     g, d = MLPGenerator(2, (3,), (8,), output="linear"), LinearDiscriminator(3)
     opt_g, opt_d = make_optimizers(g, d)
     with pytest.raises(ValueError, match="r1_gamma"):
-        gan_step(g, d, opt_g, opt_d, r1_gamma=-1.0)
+        LazyR1(d, opt_d, gamma=-1.0)
     with pytest.raises(ValueError, match="r1_every"):
-        gan_step(g, d, opt_g, opt_d, r1_gamma=1.0, r1_every=0)
+        LazyR1(d, opt_d, gamma=1.0, every=0)

@@ -4,7 +4,8 @@ from torch import nn
 
 from lecture_utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from lecture_utils.data import BatchIterator
-from lecture_utils.train import DivergenceError, autoencoder_step, fit
+from lecture_utils.autoencoders import autoencoder_step
+from lecture_utils.train import DivergenceError, adam, batched_inference, fit
 
 
 class NotAWeight:
@@ -133,3 +134,43 @@ def test_fit_rejects_bad_epochs():
     model, opt, batches, step = make_run()
     with pytest.raises(ValueError, match="epochs must be a non-negative int"):
         fit(step, batches, epochs=-1)
+
+
+def test_batched_inference_runs_in_eval_mode_without_gradients_and_restores_the_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2))
+    model(torch.randn(64, 3))                                  # running statistics that differ from a batch's
+    x = torch.randn(23, 3)
+    out = batched_inference(model, x, batch_size=5)            # 5 batches, the last of 3 rows
+    assert model.training, "the caller's mode is restored"
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)                                    # eval mode: no dropout, running statistics
+    assert out.shape == (23, 2) and not out.requires_grad and out.device.type == "cpu"
+    torch.testing.assert_close(out, expected)
+    two = batched_inference(model, x, x[:, :1], batch_size=4, call=lambda a, b: a[:, :2] * b)
+    torch.testing.assert_close(two, x[:, :2] * x[:, :1])
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        batched_inference(model, x, batch_size=0)
+    with pytest.raises(ValueError, match="same number of rows"):
+        batched_inference(model, x, x[:3], call=lambda a, b: a)
+
+
+def test_adam_is_the_fused_kernel_on_cpu_and_refuses_bad_arguments():
+    model = nn.Linear(3, 1)
+    optimizer = adam(model.parameters(), lr=1e-2, betas=(0.5, 0.999))
+    assert optimizer.defaults["fused"] and optimizer.defaults["betas"] == (0.5, 0.999)
+    reference = torch.optim.Adam(nn.Linear(3, 1).parameters(), lr=1e-2, betas=(0.5, 0.999))
+    reference.param_groups[0]["params"][0].data.copy_(model.weight.data)
+    reference.param_groups[0]["params"][1].data.copy_(model.bias.data)
+    x = torch.randn(16, 3)
+    for opt, params in ((optimizer, list(model.parameters())), (reference, reference.param_groups[0]["params"])):
+        for _ in range(3):
+            opt.zero_grad()
+            (x @ params[0].T + params[1]).pow(2).mean().backward()
+            opt.step()
+    torch.testing.assert_close(model.weight.data, reference.param_groups[0]["params"][0].data)
+    with pytest.raises(ValueError, match="lr must be >= 0"):
+        adam(model.parameters(), lr=-1e-3)
+    with pytest.raises(ValueError, match="at least one tensor"):
+        adam([], lr=1e-3)

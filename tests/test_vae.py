@@ -6,11 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from lecture_utils.data import load_mnist
+from lecture_utils.data import BatchIterator, load_mnist
 from lecture_utils.losses import (bernoulli_nll, gaussian_kl, gaussian_nll, iwae_log_likelihood,
                                   monte_carlo_kl, negative_elbo, vae_loss_terms)
 from lecture_utils.models.vae import ConvVAE, MLPVAE
-from lecture_utils.train import evaluate_vae, train_vae, vae_step
+from lecture_utils.autoencoders import evaluate_vae, train_vae, vae_step
+from lecture_utils.train import adam, random_shift
 
 
 def random_gaussian(n=16, d=5, seed=0):
@@ -209,7 +210,7 @@ def test_vae_training_lowers_the_negative_elbo_and_iwae_bounds_it(digits):
     torch.manual_seed(0)
     model = MLPVAE(latent_size=8, hidden=200)
     before = evaluate_vae(model, test)
-    history = train_vae(model, train, epochs=10, batch_size=100, progress=False)
+    history = train_vae(model, train, epochs=10, batch_size=100)
     after = evaluate_vae(model, test, iw_samples=20)
     assert history["negative_elbo"][-1] < 0.6 * history["negative_elbo"][0], history["negative_elbo"]
     assert after["negative_elbo"] < 0.5 * before["negative_elbo"], (before, after)
@@ -225,7 +226,7 @@ def test_larger_beta_gives_a_smaller_kl(digits):
     for beta in (0.5, 4.0):
         torch.manual_seed(0)
         model = MLPVAE(latent_size=8, hidden=100)
-        history = train_vae(model, train[:300], epochs=5, batch_size=100, beta=beta, progress=False)
+        history = train_vae(model, train[:300], epochs=5, batch_size=100, beta=beta)
         kls[beta] = history.last["kl"]
         assert history.last["loss"] == pytest.approx(history.last["reconstruction"] + beta * history.last["kl"],
                                                      rel=1e-4)
@@ -235,20 +236,20 @@ def test_larger_beta_gives_a_smaller_kl(digits):
 def test_lr_final_anneals_the_rate_along_a_half_cosine(digits):
     train, _ = digits
     model = MLPVAE(latent_size=4, hidden=50)
-    history = train_vae(model, train[:200], epochs=4, batch_size=100, lr=1e-3, lr_final=1e-4, progress=False)
+    history = train_vae(model, train[:200], epochs=4, batch_size=100, lr=1e-3, lr_final=1e-4)
     # epoch e (from 0) of 4 runs at 1e-4 + 0.5 * 9e-4 * (1 + cos(pi e / 4)), by hand
     expected = [1e-4 + 0.45e-3 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
     assert history["lr"] == pytest.approx(expected, rel=1e-9)
-    assert train_vae(MLPVAE(4, hidden=50), train[:200], epochs=2, batch_size=100, progress=False)["lr"] == [1e-3, 1e-3]
+    assert train_vae(MLPVAE(4, hidden=50), train[:200], epochs=2, batch_size=100)["lr"] == [1e-3, 1e-3]
     with pytest.raises(ValueError, match="lr_final must lie in"):
-        train_vae(model, train[:200], epochs=1, batch_size=100, lr=1e-3, lr_final=2e-3, progress=False)
+        train_vae(model, train[:200], epochs=1, batch_size=100, lr=1e-3, lr_final=2e-3)
 
 
 def test_a_resumed_vae_run_repeats_an_uninterrupted_one(digits, tmp_path):
     """Interrupted after 2 of 4 epochs and resumed: the cosine schedule, the random shifts and the
     weights match one uninterrupted run."""
     train, _ = digits
-    options = dict(epochs=4, batch_size=100, lr=1e-3, lr_final=1e-4, shift_pixels=1, progress=False)
+    options = dict(epochs=4, batch_size=100, lr=1e-3, lr_final=1e-4, shift_pixels=1)
     torch.manual_seed(0)
     whole = MLPVAE(latent_size=4, hidden=50)
     expected = train_vae(whole, train[:200], **options)
@@ -270,6 +271,28 @@ def test_a_resumed_vae_run_repeats_an_uninterrupted_one(digits, tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_the_readable_vae_step_and_train_vae_train_the_same_weights(digits):
+    """vae_step run plainly over seeded batches, and train_vae (fused Adam, autocast, the distributed wrapper,
+    shifted images): the same seeds give the same weights."""
+    train, _ = digits
+    torch.manual_seed(0)
+    readable, fast = MLPVAE(latent_size=4, hidden=50), MLPVAE(latent_size=4, hidden=50)
+    fast.load_state_dict(readable.state_dict())
+    step = vae_step(readable, adam(readable.parameters(), 2e-3), shift_pixels=1,
+                    generator=torch.Generator().manual_seed(1))
+    batches = BatchIterator(train[:300], batch_size=100, seed=0)
+    torch.manual_seed(5)
+    for epoch in range(2):
+        for batch in batches:
+            step(batch)
+    torch.manual_seed(5)
+    train_vae(fast, train[:300], epochs=2, batch_size=100, lr=2e-3, shift_pixels=1)
+    for a, b in zip(readable.parameters(), fast.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    untrained = MLPVAE(4, hidden=50)
+    assert max(float((a - b).detach().abs().max()) for a, b in zip(readable.parameters(), untrained.parameters())) > 1e-3
+
+
 def test_vae_step_and_train_vae_check_their_input():
     model = MLPVAE(4)
     optimizer = torch.optim.Adam(model.parameters())
@@ -280,8 +303,6 @@ def test_vae_step_and_train_vae_check_their_input():
 
 
 def test_random_shift_moves_each_image_by_its_own_offset():
-    from lecture_utils.train import random_shift
-
     g = torch.Generator().manual_seed(0)
     images = torch.rand(64, 2, 7, 9, generator=g) + 0.1  # no zeros, so the fill shows
     shifted = random_shift(images, 2, generator=torch.Generator().manual_seed(1))

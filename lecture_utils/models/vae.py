@@ -12,7 +12,7 @@ parameters of p(x|z):
   model learns one log standard deviation per pixel (``log_sigma``, 1 x 28 x 28).
 
 Every VAE here has the same interface, which the losses (:mod:`lecture_utils.losses`), the
-training step (:func:`lecture_utils.train.vae_step`) and the widgets rely on::
+training step (:func:`lecture_utils.autoencoders.vae_step`) and the widgets rely on::
 
     mu, logvar = model.encode(x)                 # N x latent_size each
     z = model.reparameterise(mu, logvar)          # N x latent_size, differentiable in mu, logvar

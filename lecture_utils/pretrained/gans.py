@@ -3,9 +3,9 @@ import copy
 
 import torch
 
-from ..conditional_training import sample_conditional, train_conditional_gan
 from ..data import load_mnist
-from ..gan_training import GaussianMixturePrior, generate, resize_images, to_tanh_range, to_unit_range, train_gan
+from ..gans import (GANOptions, GaussianMixturePrior, Speed, generate, resize_images, sample_conditional, to_tanh_range,
+                    to_unit_range, train_conditional_gan, train_gan)
 from ..metrics import conditional_accuracy, sample_quality
 from ..models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from ..models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -26,7 +26,7 @@ CONDITIONAL_EVAL_SEED = 2
 
 # --------------------------------------------------------------------------- 04 DCGAN
 def dcgan_prior():
-    """The DCGAN's latent prior: a mixture of Gaussians (see :class:`~lecture_utils.gan_training.GaussianMixturePrior`),
+    """The DCGAN's latent prior: a mixture of Gaussians (see :class:`~lecture_utils.gans.GaussianMixturePrior`),
     the same in every budget -- the shipped weights were trained on codes from it."""
     return GaussianMixturePrior(DCGAN_LATENT_DIM, DCGAN_PRIOR_COMPONENTS, DCGAN_PRIOR_SIGMA, seed=DCGAN_PRIOR_SEED)
 
@@ -47,7 +47,7 @@ def _build_dcgan():
 
 
 def _train_dcgan(model, sizes, device):
-    """Notebook 04's DCGAN training; returns the :class:`~lecture_utils.gan_training.GANRun` (history and
+    """Notebook 04's DCGAN training; returns the :class:`~lecture_utils.gans.GANRun` (history and
     fixed-noise snapshots) and leaves the trained generator and its EMA in ``model``."""
     options = dcgan_recipe_options(sizes)
     prior = dcgan_prior()
@@ -55,14 +55,14 @@ def _train_dcgan(model, sizes, device):
     images32 = to_tanh_range(resize_images(digits.images, 32))
     discriminator = DCGANDiscriminator(channels=1, image_size=32, features=DCGAN_FEATURES,
                                        spectral_norm=options["spectral_norm"])
-    run = train_gan(model["generator"], discriminator, images32, sizes.dcgan_epochs,
-                    batch_size=options["batch_size"], lr_generator=options["lr_generator"],
-                    lr_discriminator=options["lr_discriminator"], betas=options["betas"],
-                    real_label=options["real_label"], ema_decay=options["ema_decay"],
-                    r1_gamma=options["r1_gamma"], r1_every=options["r1_every"],
-                    reuse_fakes=options["reuse_fakes"], grad_norm_every=options["grad_norm_every"],
-                    fixed_noise=prior.sample(64, seed=DCGAN_EVAL_SEED + 1), noise=prior.to(device),
-                    snapshot_every=max(1, sizes.dcgan_epochs // 8), device=device, desc="DCGAN")
+    recipe = GANOptions(batch_size=options["batch_size"], lr_generator=options["lr_generator"],
+                        lr_discriminator=options["lr_discriminator"], betas=options["betas"],
+                        real_label=options["real_label"], ema_decay=options["ema_decay"],
+                        r1_gamma=options["r1_gamma"], r1_every=options["r1_every"], reuse_fakes=options["reuse_fakes"],
+                        snapshot_every=max(1, sizes.dcgan_epochs // 8), desc="DCGAN",
+                        speed=Speed(grad_norm_every=options["grad_norm_every"]))
+    run = train_gan(model["generator"], discriminator, images32, sizes.dcgan_epochs, recipe,
+                    fixed_noise=prior.sample(64, seed=DCGAN_EVAL_SEED + 1), noise=prior.to(device), device=device)
     model["ema_generator"].load_state_dict(run.sampler.state_dict())
     return run
 
@@ -96,14 +96,15 @@ def build_conditional_discriminator():
 
 def _train_conditional_gan(model, sizes, device):
     """Notebook 05's conditional-GAN training; returns the
-    :class:`~lecture_utils.conditional_training.ConditionalRun` and leaves the generator's exponential
+    :class:`~lecture_utils.gans.ConditionalRun` and leaves the generator's exponential
     moving average (the weights the notebook samples from) in ``model``."""
     train = load_mnist("train").subset(sizes.n_train)
     generator = copy.deepcopy(model)          # trained; ``model`` receives its average at the end
+    recipe = GANOptions(batch_size=sizes.batch_size, lr_generator=sizes.lr_generator,
+                        lr_discriminator=sizes.lr_discriminator, classifier_weight=sizes.classifier_weight,
+                        ema_decay=sizes.ema_decay, desc="conditional GAN")
     run = train_conditional_gan(generator, build_conditional_discriminator(), train.images, train.labels,
-                                sizes.epochs, batch_size=sizes.batch_size, lr_generator=sizes.lr_generator,
-                                lr_discriminator=sizes.lr_discriminator, classifier_weight=sizes.classifier_weight,
-                                ema_decay=sizes.ema_decay, device=device)
+                                sizes.epochs, recipe, device=device)
     model.to(device).load_state_dict(run.sampler.state_dict())
     return run
 

@@ -3,7 +3,7 @@ from ..data import load_mnist
 from ..metrics import reconstruction_mse
 from ..models.autoencoder import MLPAutoencoder
 from ..models.vae import ConvVAE
-from ..train import evaluate_vae, train_autoencoder, train_vae
+from ..autoencoders import evaluate_vae, train_autoencoder, train_vae
 from . import Recipe, register
 
 
