@@ -66,8 +66,9 @@ def our_loop(model, images, labels, batch_size, steps, device):
     per_epoch = images.shape[0] // batch_size
     if steps % per_epoch:
         raise ValueError(f"--steps must be a multiple of the {per_epoch} batches per epoch")
-    run = D.train_denoiser(model, images * 2 - 1, labels, steps // per_epoch, batch_size=batch_size, lr=2e-3,
-                           ema_decay=0.995, device=device, progress=False)
+    run = D.train_denoiser(model, images * 2 - 1, labels, steps // per_epoch,
+                           options=D.DiffusionOptions(batch_size=batch_size, lr=2e-3, ema_decay=0.995),
+                           device=device, progress=False)
     return run.history.images_per_s
 
 

@@ -453,49 +453,68 @@ class DiffusionRun:
     schedule: NoiseSchedule
 
 
+@dataclass
+class DiffusionOptions:
+    """A diffusion training recipe for :func:`train_diffusion` and :func:`train_denoiser`.
+
+    ``batch_size`` examples per step; Adam at ``lr``, decayed along a half cosine to ``lr_final`` over the epochs
+    when given (None: constant); ``ema_decay`` of the exponential moving average every sample comes from;
+    ``p_uncond``: the share of labels replaced by "no class" (classifier-free guidance); ``seed``: the order of the
+    batches and the noise."""
+
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_final: float | None = None
+    ema_decay: float = 0.999
+    p_uncond: float = 0.1
+    seed: int = 0
+
+
 def train_diffusion(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None, epochs: int,
-                    schedule: NoiseSchedule | None = None, **options) -> DiffusionRun:
+                    schedule: NoiseSchedule | None = None, options: DiffusionOptions | None = None,
+                    **run) -> DiffusionRun:
     """Train a denoiser on ``images`` (N x C x H x W in [0, 1], mapped to [-1, 1]) with labels (int64 N, or None);
-    see :func:`train_denoiser` for the options."""
+    see :func:`train_denoiser` for the rest."""
     if images.ndim != 4:
         raise ValueError(f"images must be N x C x H x W in [0, 1], got shape {tuple(images.shape)}")
     check_range(images, "images", 0.0, 1.0, hint="divide 8-bit images by 255")   # NaN fails here too
-    return train_denoiser(model, to_model_range(images.float()), labels, epochs, schedule, **options)
+    return train_denoiser(model, to_model_range(images.float()), labels, epochs, schedule, options, **run)
 
 
 def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | None, epochs: int,
-                   schedule: NoiseSchedule | None = None, batch_size: int = 128, lr: float = 1e-3,
-                   ema_decay: float = 0.999, p_uncond: float = 0.1, device="cpu", seed: int = 0,
-                   progress: bool | None = None, lr_final: float | None = None,
-                   on_epoch_end: Callable[[int, dict], None] | None = None, ema=None,
-                   channels_last: bool | None = None) -> DiffusionRun:
+                   schedule: NoiseSchedule | None = None, options: DiffusionOptions | None = None,
+                   device="cpu", progress: bool | None = None,
+                   on_epoch_end: Callable[[int, dict], None] | None = None, ema=None) -> DiffusionRun:
     """Train a denoiser on data ``x0`` (N x ..., already at the diffusion's scale: images in [-1, 1], or latent
     codes scaled to unit variance) with labels (int64 N, or None) by :func:`diffusion_step` inside the course's
-    :func:`lecture_utils.train.fit` (data resident on the device, no per-step sync).  Adam, an exponential moving
-    average of the weights (sample from ``run.ema``), and with ``lr_final`` a half-cosine decay of the learning
-    rate over the epochs.  ``on_epoch_end(epoch, record)`` runs after each epoch; pass your own ``ema`` (a
-    :class:`~lecture_utils.gans.EMA` of ``model``) to read it there.  ``channels_last`` (default: on for
-    4-D data on CPU and CUDA) stores images and weights channels-last, which oneDNN's and cuDNN's convolutions run
-    faster (benchmarks/bench_diffusion_loop.py)."""
+    :func:`lecture_utils.train.fit` (data resident on the device, no per-step sync), with the recipe ``options``
+    (:class:`DiffusionOptions`).  Sample from ``run.ema``.  ``on_epoch_end(epoch, record)`` runs after each
+    epoch; pass your own ``ema`` (a :class:`~lecture_utils.gans.EMA` of ``model``) to read it there.  Images are
+    stored channels-last on CPU and CUDA, which oneDNN's and cuDNN's convolutions run faster
+    (benchmarks/bench_diffusion_loop.py)."""
+    options = options or DiffusionOptions()
+    if not isinstance(options, DiffusionOptions):
+        raise ValueError(f"options must be a DiffusionOptions, got {type(options).__name__}")
     if labels is not None and labels.shape != (x0.shape[0],):
         raise ValueError(f"labels must have shape ({x0.shape[0]},), got {tuple(labels.shape)}")
     schedule = schedule or NoiseSchedule.make("cosine")
-    if channels_last is None:
-        channels_last = x0.ndim == 4 and torch.device(device).type in ("cpu", "cuda")
+    channels_last = x0.ndim == 4 and torch.device(device).type in ("cpu", "cuda")
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format).train()
     x0 = x0.contiguous(memory_format=memory_format) if x0.ndim == 4 else x0
-    optimizer = adam(model.parameters(), lr=lr)
-    ema = ema if ema is not None else EMA(model, ema_decay)
+    optimizer = adam(model.parameters(), lr=options.lr)
+    ema = ema if ema is not None else EMA(model, options.ema_decay)
     tensors = (x0, labels) if labels is not None else (x0, torch.full((x0.shape[0],), model.no_class))
-    batches = BatchIterator(*tensors, batch_size=batch_size, seed=seed, device=device)
-    generator = torch.Generator(device).manual_seed(seed + 1)
+    batches = BatchIterator(*tensors, batch_size=options.batch_size, seed=options.seed, device=device)
+    generator = torch.Generator(device).manual_seed(options.seed + 1)
     state = {"model": model, "optimizer": optimizer, "ema": ema}
     schedulers = []
-    if lr_final is not None:
-        schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=lr_final)]
+    if options.lr_final is not None:
+        schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
+                                                                 eta_min=options.lr_final)]
         state["scheduler"] = schedulers[0]
-    history = fit(diffusion_step(model, optimizer, schedule, ema, p_uncond if labels is not None else 0.0, generator),
+    history = fit(diffusion_step(model, optimizer, schedule, ema, options.p_uncond if labels is not None else 0.0,
+                                 generator),
                   batches, epochs, state=state, progress=progress,
                   on_epoch_end=scheduled_epoch_end(optimizer, schedulers, on_epoch_end), desc="diffusion")
     return DiffusionRun(history=history, ema=ema.module.eval(), schedule=schedule)

@@ -18,6 +18,10 @@ from .checks import check_float, check_range
 from .losses import content_loss, gram_matrix, style_loss, total_variation
 from .models.style import FeatureExtractor, check_images
 
+# Adam's epsilon for the pixels: large, so that pixels whose gradient is tiny (flat regions) take small steps
+# instead of Adam's usual ~lr step that marches them to saturation (see transfer_style)
+ADAM_EPS = 0.5
+
 
 def resize_image(image: torch.Tensor, max_side: int) -> torch.Tensor:
     """Resize a 3 x H x W image (antialiased) so that its longer side is ``max_side`` pixels."""
@@ -65,7 +69,7 @@ def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: Featur
                    steps: int = 200, style_weight: float = 10.0, content_weight: float = 1.0,
                    tv_weight: float = 0.0, optimizer: str = "adam", lr: float | None = None,
                    init: str = "content", style_layers: tuple[str, ...] | None = None,
-                   adam_eps: float = 0.5, seed: int = 0) -> StyleTransferResult:
+                   seed: int = 0) -> StyleTransferResult:
     """Gatys et al.'s style transfer: optimise the pixels x of an image to minimise
 
         L(x) = content_weight * L_content(x) + style_weight * sum_l w_l E_l(x) + tv_weight * TV(x)
@@ -82,7 +86,7 @@ def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: Featur
     ``content``: 3 x H x W (or 1 x 3 x H x W) in [0, 1]; ``style``: 3 x H' x W' in [0, 1] (any size:
     Gram matrices do not depend on the layout).  ``optimizer``: ``"lbfgs"`` (Gatys et al.; one
     iteration per step, ``lr`` default 0.1) or ``"adam"`` (``lr`` default 0.02; it sees the loss summed
-    over pixels, and ``adam_eps`` damps the steps of pixels whose gradient is tiny).  ``init``:
+    over pixels, and its large epsilon :data:`ADAM_EPS` damps the steps of pixels whose gradient is tiny).  ``init``:
     ``"content"`` (start from the content photo) or ``"noise"`` (white noise, as in the paper's
     figures).  The losses see the pixels clipped to [0, 1]; Adam also clips the free pixels after
     every step (projected gradient descent).  ``history`` has ``steps + 1`` records: the losses
@@ -134,7 +138,7 @@ def transfer_style(content: torch.Tensor, style: torch.Tensor, extractor: Featur
         # regions, pushed gently by the style term, would march to saturation (speckle).  A large eps
         # damps such steps; the loss is summed over pixels (times n_pixels below) so that eps means the
         # same at every image size.
-        opt = torch.optim.Adam([image], lr=lr or 0.02, eps=adam_eps)
+        opt = torch.optim.Adam([image], lr=lr or 0.02, eps=ADAM_EPS)
     loss_scale = float(content.shape[2] * content.shape[3]) if optimizer == "adam" else 1.0
     targets = (content_targets, content_scales, style_grams, layer_weights)
     weights = (content_weight, style_weight, tv_weight)

@@ -9,14 +9,6 @@ import lecture_utils
 
 MAX_PARAMETERS = 12
 
-# Functions in modules that other parts of the current reorganisation move or slim down; each entry names a
-# function that still takes more than 12 parameters.  The merge of that work empties this list.
-NOT_YET_SLIMMED = {
-    "lecture_utils.diffusion.train_denoiser",        # diffusion.py: slimmed with the diffusion loops' owner
-    "lecture_utils.models.style.transfer_style",     # moves out of models/ into style_transfer.py
-}
-
-
 def public_callables():
     """(qualified name, callable) for every public function and class defined in a lecture_utils module."""
     for info in pkgutil.walk_packages(lecture_utils.__path__, "lecture_utils."):
@@ -45,7 +37,5 @@ def test_no_public_function_takes_more_than_12_parameters():
     seen = dict(public_callables())
     assert "lecture_utils.gans.train_gan" in seen and "lecture_utils.autoencoders.train_vae" in seen
     too_many = {name: parameter_count(obj) for name, obj in seen.items()
-                if parameter_count(obj) > MAX_PARAMETERS and name not in NOT_YET_SLIMMED}
+                if parameter_count(obj) > MAX_PARAMETERS}
     assert not too_many, f"more than {MAX_PARAMETERS} parameters (group options in a dataclass): {too_many}"
-    stale = sorted(name for name in NOT_YET_SLIMMED if name not in seen or parameter_count(seen[name]) <= MAX_PARAMETERS)
-    assert not stale, f"remove from NOT_YET_SLIMMED, they are slim now or gone: {stale}"

@@ -254,8 +254,8 @@ def test_training_lowers_the_noise_prediction_loss():
     images[:32, :, 2:6, 2:6] = 1.0                       # two classes: a square, an empty image
     labels = torch.cat([torch.zeros(32), torch.ones(32)]).long()
     model = DiffusionUNet(channels=(8, 16, 16), num_classes=2, emb_dim=32)
-    run = D.train_diffusion(model, images, labels, epochs=25, batch_size=32, lr=3e-3,
-                            schedule=D.NoiseSchedule.make("cosine", T=100), progress=False)
+    run = D.train_diffusion(model, images, labels, epochs=25, schedule=D.NoiseSchedule.make("cosine", T=100),
+                            options=D.DiffusionOptions(batch_size=32, lr=3e-3), progress=False)
     losses = run.history["loss"]
     assert losses[-1] < 0.6 * losses[0]
     assert isinstance(run.ema, DiffusionUNet)
@@ -283,8 +283,8 @@ def test_latent_denoiser_trains_on_vector_codes():
     torch.manual_seed(0)
     codes = torch.randn(256, 4) * 0.2 + torch.tensor([1.0, -1.0, 0.5, 0.0])
     model = LatentDenoiser(latent_dim=4, hidden=32, depth=2, num_classes=0)
-    run = D.train_denoiser(model, codes, None, epochs=30, batch_size=64, lr=3e-3,
-                           schedule=D.NoiseSchedule.make("cosine", T=100), progress=False)
+    run = D.train_denoiser(model, codes, None, epochs=30, schedule=D.NoiseSchedule.make("cosine", T=100),
+                           options=D.DiffusionOptions(batch_size=64, lr=3e-3), progress=False)
     assert run.history["loss"][-1] < 0.7 * run.history["loss"][0]
     samples = D.ddim_sample(run.ema, run.schedule, (500, 4), steps=20, clip=3.0)
     assert torch.allclose(samples.mean(0), codes.mean(0), atol=0.25)

@@ -8,7 +8,7 @@ import copy
 import torch
 
 from ..data import load_mnist
-from ..diffusion import NoiseSchedule, ddim_sample, to_image_range, train_diffusion
+from ..diffusion import DiffusionOptions, NoiseSchedule, ddim_sample, to_image_range, train_diffusion
 from ..metrics import conditional_accuracy, sample_quality
 from ..models.diffusion_unet import DiffusionUNet
 from . import Recipe, register
@@ -37,9 +37,10 @@ def _train(model, sizes, device, on_epoch_end=None, ema=None):
     :class:`~lecture_utils.diffusion.DiffusionRun`."""
     train = load_mnist("train").subset(sizes.n_train)
     denoiser = copy.deepcopy(model)                         # trained; ``model`` receives its average at the end
-    run = train_diffusion(denoiser, train.images, train.labels, sizes.epochs, schedule=schedule(),
-                          batch_size=sizes.batch_size, lr=sizes.lr, ema_decay=sizes.ema_decay,
-                          p_uncond=sizes.p_uncond, device=device, on_epoch_end=on_epoch_end, ema=ema)
+    recipe = DiffusionOptions(batch_size=sizes.batch_size, lr=sizes.lr, ema_decay=sizes.ema_decay,
+                              p_uncond=sizes.p_uncond)
+    run = train_diffusion(denoiser, train.images, train.labels, sizes.epochs, schedule(), recipe, device=device,
+                          on_epoch_end=on_epoch_end, ema=ema)
     model.to(device).load_state_dict(run.ema.state_dict())
     return run
 
