@@ -196,11 +196,12 @@ SIZES: dict[str, dict[str, tuple]] = {
         "n_train": (1000, 4500, 60000),        # capped by what the data source holds
         # (the U-Net's widths, 16/32/64 channels at 28/14/7 pixels, and the cosine schedule with T = 1000 are
         # fixed in every budget: lecture_utils.pretrained.diffusion)
-        "epochs": (2, 30, 60),
+        "epochs": (2, 60, 60),
         "batch_size": (64, 64, 128),
         "lr": (2e-3, 2e-3, 1e-3),
+        "lr_final": (2e-4, 2e-4, 1e-4),        # the learning rate decays to this over the epochs (half cosine)
         "ema_decay": (0.99, 0.995, 0.999),
-        "p_uncond": (0.1, 0.1, 0.1),           # labels dropped for classifier-free guidance
+        "p_uncond": (0.2, 0.2, 0.2),           # labels dropped for classifier-free guidance
         "n_samples": (100, 1000, 1000),        # guided and unguided samples scored (and saved)
         "sample_steps": (10, 50, 50),          # DDIM steps of the headline samples
         "curve_steps": ((5, 10), (10, 20, 50, 100), (10, 20, 50, 100, 250)),   # DDIM steps of the quality curve
