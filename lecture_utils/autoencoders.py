@@ -178,7 +178,7 @@ def train_conditional_vae(model: nn.Module, images: torch.Tensor, labels: torch.
     _check_unit_images(images)
     check_labels(labels, "labels", images.shape[0], model.n_classes)
     model.to(device)
-    optimizer = adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr=lr, reference_on_cpu=True)
     batches = BatchIterator(images.float(), labels.long(), batch_size=batch_size, seed=seed, device=device)
     return fit(autocast_step(conditional_vae_step(model, optimizer), device), batches, epochs,
                state={"model": model, "optimizer": optimizer}, progress=progress, desc="conditional VAE")

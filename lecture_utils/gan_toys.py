@@ -82,7 +82,7 @@ def train_discriminator(discriminator: nn.Module, real: Callable[[int], torch.Te
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    optimizer = adam(discriminator.parameters(), lr=lr)
+    optimizer = adam(discriminator.parameters(), lr=lr, reference_on_cpu=True)
     history = []
     for _ in range(steps):
         with torch.no_grad():

@@ -198,7 +198,9 @@ def make_optimizers(generator: nn.Module, discriminator: nn.Module, optimizer: s
     if optimizer == "sgd":
         return (torch.optim.SGD(generator.parameters(), lr=lr_generator, momentum=momentum),
                 torch.optim.SGD(discriminator.parameters(), lr=lr_discriminator, momentum=momentum))
-    return adam(generator.parameters(), lr_generator, betas), adam(discriminator.parameters(), lr_discriminator, betas)
+    # the reference Adam kernel on a CPU: see train.adam (the GAN recipes and their figures depend on it)
+    return (adam(generator.parameters(), lr_generator, betas, reference_on_cpu=True),
+            adam(discriminator.parameters(), lr_discriminator, betas, reference_on_cpu=True))
 
 
 def gradient_norm(parameters) -> torch.Tensor:
@@ -865,10 +867,10 @@ def train_image_to_image(generator: nn.Module, inputs: torch.Tensor, targets: to
     check_finite(check_float(targets, "targets"), "targets")
     models = (generator,) if discriminator is None else (generator, discriminator)
     device, channels_last = _to_device(device, models, Speed())
-    opt_g = adam(generator.parameters(), lr, (0.5, 0.999))
+    opt_g = adam(generator.parameters(), lr, (0.5, 0.999), reference_on_cpu=True)
     opt_d, state = None, {"generator": generator, "opt_g": opt_g}
     if discriminator is not None:
-        opt_d = adam(discriminator.parameters(), lr, (0.5, 0.999))
+        opt_d = adam(discriminator.parameters(), lr, (0.5, 0.999), reference_on_cpu=True)
         state.update(discriminator=discriminator, opt_d=opt_d)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     batches = BatchIterator(inputs.to(device).contiguous(memory_format=memory_format),

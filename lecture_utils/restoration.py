@@ -89,11 +89,11 @@ def train_super_resolution(model: nn.Module, patches: torch.Tensor, epochs: int,
     low, high = super_resolution_pairs(patches, model.scale)
     device = torch.device(device)
     model.to(device)
-    opt_g = adam(model.parameters(), lr, betas)
+    opt_g = adam(model.parameters(), lr, betas, reference_on_cpu=True)
     opt_d, state = None, {"model": model, "opt_g": opt_g}
     if discriminator is not None:
         discriminator.to(device)
-        opt_d = adam(discriminator.parameters(), lr, betas)
+        opt_d = adam(discriminator.parameters(), lr, betas, reference_on_cpu=True)
         state.update(discriminator=discriminator, opt_d=opt_d)
     batches = BatchIterator(low, high, batch_size=batch_size, seed=seed, device=device)
     step = autocast_step(super_resolution_step(model, opt_g, discriminator=discriminator, opt_d=opt_d,

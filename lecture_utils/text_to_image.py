@@ -62,7 +62,7 @@ def train_text_to_image(model: TextToImageVAE, scenes: SceneData, tokenizer: Tok
     The images and the caption ids live on ``device`` as two tensors (a :class:`BatchIterator`).
     """
     model.to(device)
-    optimizer = adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr=lr, reference_on_cpu=True)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[max(1, (2 * epochs) // 3)], gamma=0.5)
     batches = BatchIterator(scenes.images, tokenizer.encode(scenes.captions), batch_size=batch_size,
                             seed=seed, device=device)

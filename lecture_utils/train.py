@@ -235,14 +235,21 @@ def _guard_weights(state: Mapping[str, object], epoch: int, checkpoint: Path | N
 FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps")
 
 
-def adam(parameters, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
-    """The course's one optimiser policy: Adam, fused where the parameters' device has the fused kernel."""
+def adam(parameters, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+         reference_on_cpu: bool = False) -> torch.optim.Adam:
+    """The course's one optimiser policy: Adam, fused where the parameters' device has the fused kernel.
+
+    ``reference_on_cpu=True`` keeps PyTorch's reference (unfused) kernel on a CPU, for the recipes tuned with it
+    (the GANs, pix2pix, super-resolution, the conditional VAE, text-to-image): adversarial training in particular
+    is chaotic enough that the fused kernel's different rounding changes outcomes the notebooks show (which modes
+    notebook 03's toy GAN collapses to), not just the last digits."""
     parameters = list(parameters)
     if not parameters:
         raise ValueError("parameters must hold at least one tensor, got none")
     if not lr >= 0:
         raise ValueError(f"lr must be >= 0, got {lr!r}")
-    fused = parameters[0].device.type in FUSED_ADAM_DEVICES
+    device = parameters[0].device.type
+    fused = device in FUSED_ADAM_DEVICES and not (reference_on_cpu and device == "cpu")
     return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=fused)
 
 

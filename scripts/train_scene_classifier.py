@@ -41,7 +41,7 @@ def main() -> None:
     test = make_scenes(2000, seed=2000 + args.seed, verbose=False)
     heldout = make_scenes(2000, seed=3000 + args.seed, only=SCENE_HELDOUT, verbose=False)
     model = SceneAttributeClassifier()
-    optimizer = adam(model.parameters(), lr=args.lr)
+    optimizer = adam(model.parameters(), lr=args.lr, reference_on_cpu=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     targets = torch.stack([train.attributes[k] for k in HEADS], 1)
 
