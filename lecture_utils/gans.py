@@ -878,3 +878,31 @@ def train_image_to_image(generator: nn.Module, inputs: torch.Tensor, targets: to
                             batch_size=batch_size, seed=seed, device=device)
     step = image_to_image_step(generator, opt_g, discriminator=discriminator, opt_d=opt_d, l1_weight=l1_weight)
     return fit(autocast_step(step, device), batches, epochs, state=state, progress=progress, desc=desc)
+
+
+# --------------------------------------------------------------------------- PatchGAN analysis
+def measure_receptive_field(model: nn.Module, in_channels: int, input_size: int = 128,
+                            position: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
+    """Measure which input pixels one output logit depends on, with autograd.
+
+    Back-propagates a single logit (at ``position`` in the output map; default its centre) to a random
+    input and returns the bounding box ``(top, left, height, width)`` of the input pixels with a
+    non-zero gradient.  The model is used in eval mode (batch norm with fixed statistics), so that
+    only the convolutions connect pixels; float64 avoids gradients that underflow to zero.
+    """
+    was_training = model.training
+    original_dtype = next(model.parameters()).dtype
+    model.eval().double()
+    try:
+        x = torch.randn(1, in_channels, input_size, input_size, dtype=torch.float64, requires_grad=True)
+        out = model(x)
+        if position is None:
+            position = (out.shape[-2] // 2, out.shape[-1] // 2)
+        out[0, 0, position[0], position[1]].backward()
+        touched = x.grad[0].abs().sum(0) > 0
+        rows = touched.any(1).nonzero().squeeze(1)
+        cols = touched.any(0).nonzero().squeeze(1)
+        top, left = int(rows.min()), int(cols.min())
+        return top, left, int(rows.max()) - top + 1, int(cols.max()) - left + 1
+    finally:
+        model.to(original_dtype).train(was_training)

@@ -19,6 +19,7 @@ import copy
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .data import EDITING_TASKS, BatchIterator, check_mask, degrade, low_resolution
@@ -26,7 +27,6 @@ from .gans import image_to_image_step, train_image_to_image
 from .metrics import psnr, ssim
 from .models.editing import editing_input
 from .models.patchgan import PatchDiscriminator
-from .models.super_resolution import bicubic_upscale, upscale
 from .train import History, adam, autocast_step, batched_inference, fit, scheduled_epoch_end
 
 
@@ -116,6 +116,22 @@ def add_patchgan(model: nn.Module, patches: torch.Tensor, epochs: int, *, featur
     history = train_super_resolution(gan_model, patches, epochs, discriminator=discriminator, lr=lr, betas=betas,
                                      **options)
     return gan_model, history
+
+
+def bicubic_upscale(images: torch.Tensor, scale: int) -> torch.Tensor:
+    """The baseline: bicubic interpolation ``scale`` times larger (N x C x h x w -> N x C x sh x sw), clamped to [0, 1]."""
+    if images.ndim != 4:
+        raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
+    return F.interpolate(images, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def upscale(model: nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+    """The model's upscaling of ``images`` (N x C x h x w in [0, 1], or one C x h x w) in eval mode on its
+    device, returned on the CPU and clamped to [0, 1]."""
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must be N x C x h x w or C x h x w, got shape {tuple(images.shape)}")
+    out = batched_inference(model, images if images.ndim == 4 else images[None], batch_size=batch_size).clamp(0, 1)
+    return out if images.ndim == 4 else out[0]
 
 
 def crop_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:

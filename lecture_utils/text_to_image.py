@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .checkpoints import load_shipped
 from .data import SCENE_ATTRIBUTES, SCENE_COLOURS, SCENE_SHAPES, BatchIterator, SceneData
 from .models.text_to_image import HEADS, SceneAttributeClassifier, TextToImageVAE, Tokenizer
-from .train import History, adam, autocast, fit
+from .train import History, adam, autocast, batched_inference, fit
 
 
 # --------------------------------------------------------------------------- training and generation
@@ -81,13 +81,12 @@ def generate(model: TextToImageVAE, tokenizer: Tokenizer, captions: str | Sequen
     if not isinstance(samples_per_caption, int) or isinstance(samples_per_caption, bool) or samples_per_caption < 1:
         raise ValueError(f"samples_per_caption must be a positive int, got {samples_per_caption!r}")
     captions = [captions] if isinstance(captions, str) else list(captions)
+    if not captions:
+        raise ValueError("captions must be a caption or a non-empty list of captions, got an empty list")
     ids = tokenizer.encode(captions).repeat_interleave(samples_per_caption, dim=0)
-    was_training = model.training
-    model.eval()
-    try:
-        return model.sample(ids, generator=torch.Generator().manual_seed(seed)).cpu()
-    finally:
-        model.train(was_training)      # the caller's mode: generating mid-training must not freeze dropout
+    generator = torch.Generator().manual_seed(seed)
+    # one batch, so that the samples do not depend on a batch size
+    return batched_inference(model, ids, batch_size=ids.shape[0], call=lambda x: model.sample(x, generator=generator))
 
 
 # --------------------------------------------------------------------------- judging generated scenes

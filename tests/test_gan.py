@@ -13,13 +13,13 @@ from lecture_utils import losses
 from lecture_utils.autoencoders import autoencoder_step, vae_step
 from lecture_utils.data import BatchIterator
 from lecture_utils.gans import (EMA, Augmented, GANOptions, GaussianMixturePrior, GradientNorms, Speed, gan_step,
-                                generate, image_to_image_step, make_optimizers, r1_penalty, resize_images,
-                                reused_fakes_step, to_tanh_range, to_unit_range, train_conditional_gan, train_gan,
-                                train_image_to_image)
+                                generate, image_to_image_step, make_optimizers, measure_receptive_field, r1_penalty,
+                                resize_images, reused_fakes_step, to_tanh_range, to_unit_range, train_conditional_gan,
+                                train_gan, train_image_to_image)
 from lecture_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from lecture_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from lecture_utils.models.gan import MLPDiscriminator, MLPGenerator
-from lecture_utils.models.patchgan import PatchDiscriminator, measure_receptive_field, receptive_field
+from lecture_utils.models.patchgan import PatchDiscriminator, receptive_field
 from lecture_utils.models.unet import UNet
 from lecture_utils.train import adam, random_shift
 

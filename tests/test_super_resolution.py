@@ -6,9 +6,9 @@ import torch.nn.functional as F
 
 from lecture_utils import metrics
 from lecture_utils.data import low_resolution
-from lecture_utils.models.super_resolution import SuperResolutionNet, bicubic_upscale, upscale
-from lecture_utils.restoration import (add_patchgan, crop_to_multiple, evaluate_super_resolution,
-                                       train_super_resolution)
+from lecture_utils.models.super_resolution import SuperResolutionNet
+from lecture_utils.restoration import (add_patchgan, bicubic_upscale, crop_to_multiple, evaluate_super_resolution,
+                                       train_super_resolution, upscale)
 
 
 def _smooth_images(n: int, size: int, seed: int = 0) -> torch.Tensor:

@@ -37,14 +37,6 @@ def _check_image_size(image_size: int) -> int:
     return image_size // 4
 
 
-def check_labels(labels: torch.Tensor, n: int, n_classes: int) -> torch.Tensor:
-    """Labels as an int64 tensor of ``n`` values in [0, n_classes); anything else raises ValueError.
-
-    Reads the values (a device sync): for where labels enter (training runs, sampling), not for ``forward``.
-    """
-    return checks.check_labels(labels, "labels", n=n, n_classes=n_classes)
-
-
 def _label_shape(labels: torch.Tensor, n: int) -> torch.Tensor:
     # shape and dtype only: no device sync in a training step (values are checked where labels enter)
     return checks.check_label_shape(labels, "labels", n).long()

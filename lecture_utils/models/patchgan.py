@@ -8,7 +8,7 @@ blur (blur is a local property) without modelling the whole image at once.
 The architecture is pix2pix's ``NLayerDiscriminator``: ``n_layers`` stride-2 convolutions (4 x 4
 kernels), then two stride-1 convolutions, the last to one channel.  The receptive field of an output
 logit is 16, 34, 70 pixels for 1, 2, 3 layers (:func:`receptive_field`); pix2pix's default is the
-70 x 70 PatchGAN.  :func:`measure_receptive_field` measures it on a real network with autograd.
+70 x 70 PatchGAN.  :func:`~lecture_utils.gans.measure_receptive_field` measures it on a real network with autograd.
 """
 from __future__ import annotations
 
@@ -96,30 +96,3 @@ class PatchDiscriminator(nn.Module):
             raise ValueError(f"images of {x.shape[2]} x {x.shape[3]} are too small for {self.n_layers} stride-2 "
                              f"layers; use at least {2 ** self.n_layers * 3} pixels a side")
         return self.net(x)
-
-
-def measure_receptive_field(model: nn.Module, in_channels: int, input_size: int = 128,
-                            position: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
-    """Measure which input pixels one output logit depends on, with autograd.
-
-    Back-propagates a single logit (at ``position`` in the output map; default its centre) to a random
-    input and returns the bounding box ``(top, left, height, width)`` of the input pixels with a
-    non-zero gradient.  The model is used in eval mode (batch norm with fixed statistics), so that
-    only the convolutions connect pixels; float64 avoids gradients that underflow to zero.
-    """
-    was_training = model.training
-    original_dtype = next(model.parameters()).dtype
-    model.eval().double()
-    try:
-        x = torch.randn(1, in_channels, input_size, input_size, dtype=torch.float64, requires_grad=True)
-        out = model(x)
-        if position is None:
-            position = (out.shape[-2] // 2, out.shape[-1] // 2)
-        out[0, 0, position[0], position[1]].backward()
-        touched = x.grad[0].abs().sum(0) > 0
-        rows = touched.any(1).nonzero().squeeze(1)
-        cols = touched.any(0).nonzero().squeeze(1)
-        top, left = int(rows.min()), int(cols.min())
-        return top, left, int(rows.max()) - top + 1, int(cols.max()) - left + 1
-    finally:
-        model.to(original_dtype).train(was_training)

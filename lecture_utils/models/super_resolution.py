@@ -12,7 +12,7 @@ ESPCN's **sub-pixel convolution** (Shi et al., 2016) at the end:
   at the bicubic baseline.
 
 Images are float tensors N x 3 x h x w in [0, 1]; the output is N x 3 x (scale h) x (scale w), not
-clamped (train with L1 on it; :func:`upscale` clamps for display and metrics).
+clamped (train with L1 on it; :func:`~lecture_utils.restoration.upscale` clamps for display and metrics).
 """
 from __future__ import annotations
 
@@ -24,13 +24,6 @@ from ..checks import check_input_dtype
 
 SCALES = (2, 3, 4)
 MIN_INPUT_SIZE = 4  # pixels a side: smaller inputs are nearly all border for the 3 x 3 convolutions
-
-
-def bicubic_upscale(images: torch.Tensor, scale: int) -> torch.Tensor:
-    """The baseline: bicubic interpolation ``scale`` times larger (N x C x h x w -> N x C x sh x sw), clamped to [0, 1]."""
-    if images.ndim != 4:
-        raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
-    return F.interpolate(images, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 class ResidualBlock(nn.Module):
@@ -95,22 +88,3 @@ class SuperResolutionNet(nn.Module):
         residual = self.upsample(h)                                               # N x C x sh x sw
         base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return base + residual
-
-
-@torch.no_grad()
-def upscale(model: nn.Module, images: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-    """The model's upscaling of ``images`` (N x C x h x w in [0, 1], or one C x h x w) in eval mode on its
-    device, returned on the CPU and clamped to [0, 1]."""
-    single = images.ndim == 3
-    if single:
-        images = images[None]
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        out = torch.cat([model(images[i:i + batch_size].to(device)).float().cpu()
-                         for i in range(0, images.shape[0], batch_size)])
-    finally:
-        model.train(was_training)
-    out = out.clamp(0, 1)
-    return out[0] if single else out

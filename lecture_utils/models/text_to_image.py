@@ -23,6 +23,7 @@ from torch import nn
 
 from ..checks import check_input_dtype, check_not_empty
 from ..data import SCENE_COLOURS, SCENE_LAYOUTS, SCENE_SHAPES, SCENE_SIZES, scene_vocabulary
+from ..train import batched_inference
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -279,12 +280,9 @@ class SceneAttributeClassifier(nn.Module):
         h = self.features(images)
         return {name: head(h) for name, head in self.heads.items()}
 
-    @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 512) -> dict[str, torch.Tensor]:
-        """``{head: int64 N}`` predicted classes."""
+        """``{head: int64 N}`` predicted classes (eval mode; the model's mode is restored)."""
         check_not_empty(images, "images")
-        self.eval()
-        device = next(self.parameters()).device
-        parts = [{k: v.argmax(1).cpu() for k, v in self(images[i:i + batch_size].to(device)).items()}
-                 for i in range(0, images.shape[0], batch_size)]
-        return {k: torch.cat([p[k] for p in parts]) for k in HEADS}
+        classes = batched_inference(self, images, batch_size=batch_size,
+                                    call=lambda x: torch.stack([v.argmax(1) for v in self(x).values()], 1))
+        return {k: classes[:, i].long() for i, k in enumerate(HEADS)}
