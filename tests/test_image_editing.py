@@ -113,6 +113,20 @@ def test_box_masks_have_the_requested_size():
         assert int(m.sum()) == height * width, "a box is a filled rectangle"
 
 
+@pytest.mark.parametrize("make", [box_masks, side_masks, stroke_masks])
+@pytest.mark.parametrize("n, size, needle", [(0, 32, "n must be a positive int"), (-2, 32, "n must be a positive int"),
+                                             (2.5, 32, "n must be a positive int"), (3, 0, "size must be"),
+                                             (3, (32, -1), "size must be"), (3, (32.0, 32), "size must be")])
+def test_mask_makers_refuse_bad_counts_and_sizes(make, n, size, needle):
+    with pytest.raises(ValueError, match=needle):
+        make(n, size)
+
+
+def test_degrade_refuses_an_empty_batch():
+    with pytest.raises(ValueError, match="empty batch"):
+        degrade(torch.zeros(0, 3, 32, 32), "inpainting")
+
+
 def test_stroke_masks_are_free_form_and_cover_a_fraction():
     masks = stroke_masks(20, 64, seed=0)
     coverage = masks.flatten(1).mean(1)

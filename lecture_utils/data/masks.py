@@ -57,17 +57,25 @@ def check_mask(mask: torch.Tensor, images: torch.Tensor, name: str = "mask") -> 
     return mask
 
 
+def _mask_setup(n, size, seed, fractions=None) -> tuple[int, int, torch.Tensor, torch.Generator]:
+    """Checks the arguments every mask maker shares; returns H, W, N zero masks N x 1 x H x W and the seeded generator."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int (the number of masks), got {n!r}")
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if not all(isinstance(v, int) and v >= 1 for v in (h, w)):
+        raise ValueError(f"size must be a positive int or a pair (H, W) of positive ints, got {size!r}")
+    if fractions is not None and not 0 < fractions[0] <= fractions[1] < 1:
+        raise ValueError(f"need 0 < min_fraction <= max_fraction < 1, got {fractions[0]}, {fractions[1]}")
+    return h, w, torch.zeros(n, 1, h, w), torch.Generator().manual_seed(seed)
+
+
 def box_masks(n: int, size: tuple[int, int] | int, seed: int = 0, min_fraction: float = 0.25,
               max_fraction: float = 0.5) -> torch.Tensor:
     """``n`` masks N x 1 x H x W, each one axis-aligned box of missing pixels (1) at a random place.
 
     Each side of a box is a random fraction in [min_fraction, max_fraction] of the image's side.
     """
-    h, w = (size, size) if isinstance(size, int) else size
-    if not 0 < min_fraction <= max_fraction < 1:
-        raise ValueError(f"need 0 < min_fraction <= max_fraction < 1, got {min_fraction}, {max_fraction}")
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(n, 1, h, w)
+    h, w, masks, g = _mask_setup(n, size, seed, (min_fraction, max_fraction))
     for k in range(n):
         fh, fw = (min_fraction + (max_fraction - min_fraction) * torch.rand(2, generator=g)).tolist()
         bh, bw = max(1, round(fh * h)), max(1, round(fw * w))
@@ -85,12 +93,10 @@ def stroke_masks(n: int, size: tuple[int, int] | int, seed: int = 0, strokes: tu
     image's shorter side (:data:`STROKE_WIDTH`).
     """
     vertices, width = STROKE_VERTICES, STROKE_WIDTH
-    h, w = (size, size) if isinstance(size, int) else size
-    g = torch.Generator().manual_seed(seed)
+    h, w, masks, g = _mask_setup(n, size, seed)
     rows = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w)
     cols = torch.arange(w, dtype=torch.float32)[None, :].expand(h, w)
     pixels = torch.stack([rows, cols], -1)                                       # H x W x 2
-    masks = torch.zeros(n, 1, h, w)
     for k in range(n):
         for _ in range(int(torch.randint(strokes[0], strokes[1] + 1, (1,), generator=g))):
             count = int(torch.randint(vertices[0], vertices[1] + 1, (1,), generator=g))
@@ -110,11 +116,7 @@ def side_masks(n: int, size: tuple[int, int] | int, seed: int = 0, min_fraction:
 
     The band covers a random fraction in [min_fraction, max_fraction] of the image's width or height.
     """
-    h, w = (size, size) if isinstance(size, int) else size
-    if not 0 < min_fraction <= max_fraction < 1:
-        raise ValueError(f"need 0 < min_fraction <= max_fraction < 1, got {min_fraction}, {max_fraction}")
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(n, 1, h, w)
+    h, w, masks, g = _mask_setup(n, size, seed, (min_fraction, max_fraction))
     for k in range(n):
         side = SIDES[int(torch.randint(0, len(SIDES), (1,), generator=g))]
         fraction = min_fraction + (max_fraction - min_fraction) * float(torch.rand(1, generator=g))
@@ -153,6 +155,9 @@ def degrade(images: torch.Tensor, task: str, seed: int = 0, mask: torch.Tensor |
         raise ValueError(f"task must be one of {EDITING_TASKS}, got {task!r}")
     images = check_colour_images(images, min_size=4)
     n, _, h, w = images.shape
+    if n == 0:
+        raise ValueError("images must hold at least one image, got an empty batch of shape "
+                         f"{tuple(images.shape)}")
     if task == "colorization":
         if mask is not None:
             raise ValueError("colorization takes no mask: every pixel's colour is missing")
