@@ -39,8 +39,12 @@ def data_root() -> Path:
 
 
 def build_dir(*parts: str) -> Path:
-    """A folder under the repository's ``build/`` (created on demand)."""
-    path = repo_root().joinpath("build", *parts)
+    """A folder under ``$LECTURE_UTILS_BUILD`` if set, else under the repository's ``build/`` (created on demand).
+
+    The variable lets a run keep its results apart, as the test suite's presenter-mode runs do.
+    """
+    env = os.environ.get("LECTURE_UTILS_BUILD")
+    path = (Path(env).expanduser() if env else repo_root() / "build").joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -18,6 +18,7 @@ _EMPTY_DATA = tempfile.mkdtemp(prefix="lecture_utils_test_data_")
 atexit.register(shutil.rmtree, _EMPTY_DATA, ignore_errors=True)
 os.environ["LECTURE_UTILS_DATA"] = _EMPTY_DATA
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.pop("LECTURE_UTILS_BUILD", None)   # results go to build/ (or a test's own folder)
 
 import matplotlib  # noqa: E402
 

@@ -374,6 +374,14 @@ def test_concurrent_results_writers_never_fail_or_leave_a_broken_file(tmp_path, 
     assert not list((tmp_path / "build" / "results").glob("*.tmp"))
 
 
+def test_build_folder_follows_its_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("LECTURE_UTILS_ROOT", str(tmp_path / "course"))
+    monkeypatch.setenv("LECTURE_UTILS_BUILD", str(tmp_path / "elsewhere"))
+    R.start("01_autoencoders").write_results(answer=1.0)
+    assert (tmp_path / "elsewhere" / "results" / "01_autoencoders.json").is_file()
+    assert not (tmp_path / "course" / "build").exists()
+
+
 def test_unwritable_build_folder_is_found_at_start(tmp_path, monkeypatch):
     monkeypatch.setenv("LECTURE_UTILS_ROOT", str(tmp_path))
     (tmp_path / "build").write_text("a file where the build folder should be")

@@ -3,7 +3,7 @@
 Notebook 06's main model is the x4 L1 CNN (``super_resolution_x4``: the headline PSNR gain over bicubic);
 the notebook also compares it with the same CNN fine-tuned with a PatchGAN loss
 (``super_resolution_x4_patchgan``), which ships too so that presenter mode shows the perception-distortion
-trade-off without training.  Notebook 07 trains one pix2pix U-Net per task: ``editing_inpainting``,
+trade-off without training, and with the same CNN at x2 (``super_resolution_x2``).  Notebook 07 trains one pix2pix U-Net per task: ``editing_inpainting``,
 ``editing_colorization`` and ``editing_uncropping``.
 
 The architectures are constants here (the same in every budget, so shipped weights fit whatever budget
@@ -12,6 +12,7 @@ random state), so a notebook that trains at the standard budget repeats the ship
 """
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
 
 import torch
@@ -83,9 +84,17 @@ def _train_super_resolution_patchgan(model, sizes, device):
     return fine_tune_patchgan(model, sizes, device)      # ... then the PatchGAN stage
 
 
-def _evaluate_super_resolution(model):
+def train_super_resolution_x2(model, sizes, device):
+    """Notebook 06's x2 CNN: the same L1 training as at x4, on patches of ``sizes.patch_size_x2`` pixels."""
+    torch.manual_seed(0)
+    patches = super_resolution_patches(sizes, n=sizes.n_patches_x2, size=sizes.patch_size_x2, seed=1)
+    return train_super_resolution(model, patches, sizes.epochs_x2, batch_size=sizes.batch_size, lr=sizes.lr,
+                                  device=device)
+
+
+def _evaluate_super_resolution(model, scale: int = SR_SCALE):
     scores = evaluate_super_resolution({"bicubic": "bicubic", "model": model.cpu()}, load_photos("test", verbose=False),
-                                       SR_SCALE)
+                                       scale)
     return {"psnr": round(scores["model"]["psnr"], 3), "ssim": round(scores["model"]["ssim"], 4),
             "psnr_bicubic": round(scores["bicubic"]["psnr"], 3),
             "psnr_gain_db": round(scores["model"]["psnr"] - scores["bicubic"]["psnr"], 3)}
@@ -96,6 +105,9 @@ register(Recipe("super_resolution_x4", "06_super_resolution", build_super_resolu
                 _evaluate_super_resolution, tolerance=_SR_TOLERANCE))
 register(Recipe("super_resolution_x4_patchgan", "06_super_resolution", build_super_resolution,
                 _train_super_resolution_patchgan, _evaluate_super_resolution, tolerance=_SR_TOLERANCE))
+register(Recipe("super_resolution_x2", "06_super_resolution", functools.partial(build_super_resolution, 2),
+                train_super_resolution_x2, functools.partial(_evaluate_super_resolution, scale=2),
+                tolerance=_SR_TOLERANCE))
 
 
 # --------------------------------------------------------------------------- 07 image editing
