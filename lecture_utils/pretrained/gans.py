@@ -1,4 +1,4 @@
-"""Recipes of notebooks 04 (the DCGAN on 32 x 32 digits) and 05 (the class-conditional GAN)."""
+"""Recipes of notebooks 03 (the MLP GAN on digits), 04 (the DCGAN on 32 x 32 digits) and 05 (the class-conditional GAN)."""
 import copy
 
 import torch
@@ -9,6 +9,7 @@ from ..gans import (GANOptions, GaussianMixturePrior, Speed, generate, resize_im
 from ..metrics import conditional_accuracy, sample_quality
 from ..models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from ..models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ..models.gan import MLPDiscriminator, MLPGenerator
 from . import Recipe, register
 
 DCGAN_LATENT_DIM = 100
@@ -22,6 +23,46 @@ DCGAN_PRIOR_SEED = 0                  # ... whose centres mu_k ~ N(0, I) come fr
 CONDITIONAL_LATENT_DIM = 64
 CONDITIONAL_FEATURES = 32
 CONDITIONAL_EVAL_SEED = 2
+MLP_GAN_LATENT_DIM = 64
+MLP_GAN_EVAL_SEED = 123               # notebook 03's 1,000 evaluation codes
+
+
+# --------------------------------------------------------------------------- 03 MLP GAN
+def build_mlp_gan():
+    """Notebook 03's MLP generator (64-d noise -> 28 x 28 digits, batch norm); the shipped weights are its EMA."""
+    return MLPGenerator(latent_dim=MLP_GAN_LATENT_DIM, sample_shape=(1, 28, 28), hidden=(256, 512, 1024),
+                        batch_norm=True)
+
+
+def train_mlp_gan(model, sizes, device):
+    """Notebook 03's MLP GAN on digits: Algorithm 1 with k = 1 and the non-saturating loss, Adam (2e-4, betas
+    0.5 and 0.999), an EMA of G's weights.  Returns the :class:`~lecture_utils.gans.GANRun` (history and
+    snapshots of 32 fixed codes) and leaves the EMA generator in ``model``."""
+    digits = load_mnist("train").subset(sizes.n_mnist)
+    generator = copy.deepcopy(model)          # trained; ``model`` receives its average at the end
+    discriminator = MLPDiscriminator(sample_shape=(1, 28, 28), hidden=(512, 256), dropout=0.3)
+    recipe = GANOptions(batch_size=sizes.mnist_batch_size, lr_generator=2e-4, betas=(0.5, 0.999),
+                        ema_decay=sizes.mnist_ema_decay, n_snapshot=32, desc="MLP GAN")
+    run = train_gan(generator, discriminator, to_tanh_range(digits.images), sizes.mnist_epochs, recipe, device=device)
+    model.to(device).load_state_dict(run.sampler.state_dict())
+    return run
+
+
+def mlp_gan_samples(model, n: int = 1000) -> torch.Tensor:
+    """n samples in [0, 1] from the notebook's fixed evaluation codes (standard normal, seed 123)."""
+    z = torch.randn(n, MLP_GAN_LATENT_DIM, generator=torch.Generator().manual_seed(MLP_GAN_EVAL_SEED))
+    return to_unit_range(generate(model, z))
+
+
+def _evaluate_mlp_gan(model):
+    q = sample_quality(mlp_gan_samples(model.cpu()))
+    return {"mean_confidence": round(q["mean_confidence"], 4), "min_class_share": round(min(q["class_shares"]), 4),
+            "classes_covered": int(q["classes_covered"]), "frechet_distance": round(q["frechet_distance"], 2)}
+
+
+register(Recipe("mlp_gan", "03_gan_minimax", build_mlp_gan, train_mlp_gan, _evaluate_mlp_gan,
+                tolerance={"mean_confidence": 0.005, "min_class_share": 0.003, "classes_covered": 0,
+                           "frechet_distance": 1.0}))
 
 
 # --------------------------------------------------------------------------- 04 DCGAN
