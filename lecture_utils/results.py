@@ -19,6 +19,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
+from torch import nn
 
 from . import __version__
 from .budget import Budget, get_budget, get_device, presenting, seed_everything, use_pretrained
@@ -115,25 +116,17 @@ class Session:
         atomic_write(self.results_path(), json.dumps(record, indent=2, sort_keys=False, allow_nan=False) + "\n")
         return record
 
-    def pretrained_or_train(self, name: str, build, train, pretrained: bool | None = None):
-        """The notebook's main model: loaded from shipped checkpoint ``name`` or trained here.
+    def load_shipped(self, name: str, model: nn.Module) -> nn.Module:
+        """Load shipped checkpoint ``name`` into ``model`` (built by the recipe that trained it) and return the
+        model in eval mode on this session's device.
 
-        ``build()`` returns a fresh model (its architecture must not depend on the budget, so that the
-        shipped weights fit); ``train(model)`` trains it in place.  ``pretrained`` (default: the
-        session's switch, on in presenter mode) chooses.  Loading verifies the checkpoint's sha256 and
-        uses ``weights_only=True``.  Returns the model in eval mode on ``self.device``.
-        """
-        pretrained = self.pretrained if pretrained is None else pretrained
-        model = build()
-        if pretrained:
-            state = load_shipped(name)
-            load_into({"model": model}, state, f"shipped checkpoint {name!r}")
-            info = entry(name)
-            print(f"[lecture_utils] loaded shipped checkpoint {name!r} (sha256 verified; trained by "
-                  f"`{info['trained_by']}`; metrics {info.get('metrics', {})})")
-            self.loaded_checkpoints.append(name)
-        else:
-            train(model)
+        The file's sha256 is checked against the manifest and it is read with ``weights_only=True``; one printed
+        line names the checkpoint, the command that trained it and its recorded metrics."""
+        load_into({"model": model}, load_shipped(name), f"shipped checkpoint {name!r}")
+        info = entry(name)
+        print(f"[lecture_utils] loaded shipped checkpoint {name!r} (sha256 verified; trained by "
+              f"`{info['trained_by']}`; metrics {info.get('metrics', {})})")
+        self.loaded_checkpoints.append(name)
         return model.to(self.device).eval()
 
     def save_samples(self, images: torch.Tensor, labels: torch.Tensor | None = None,

@@ -106,7 +106,7 @@ def test_require_version():
         lecture_utils.require("99.0")
 
 
-def test_pretrained_or_train_loads_or_trains(monkeypatch, tmp_path):
+def test_presenter_session_loads_shipped_weights(monkeypatch, tmp_path):
     import matplotlib
 
     from lecture_utils.metrics import classify
@@ -118,20 +118,19 @@ def test_pretrained_or_train_loads_or_trains(monkeypatch, tmp_path):
     with matplotlib.rc_context():
         nb = results.start("01_autoencoders")
         assert nb.present and nb.pretrained and matplotlib.rcParams["font.size"] >= 16
-    calls = []
-    model = nb.pretrained_or_train("mnist_classifier", MNISTClassifier, calls.append)
-    assert calls == [] and not model.training
+    fresh = MNISTClassifier()
+    model = nb.load_shipped("mnist_classifier", fresh)
+    assert model is fresh and not model.training
     test = load_mnist("test", verbose=False)
     with torch.no_grad():
         ours = model(test.images[:100]).argmax(1)
     assert torch.equal(ours, classify(test.images[:100])[0])
     assert nb.loaded_checkpoints == ["mnist_classifier"]
-    trained = nb.pretrained_or_train("mnist_classifier", MNISTClassifier, calls.append, pretrained=False)
-    assert calls == [trained]
     from lecture_utils.checkpoints import CheckpointError
 
     with pytest.raises(CheckpointError, match="does not match 'model'"):
-        nb.pretrained_or_train("mnist_classifier", lambda: torch.nn.Linear(2, 2), calls.append)
+        nb.load_shipped("mnist_classifier", torch.nn.Linear(2, 2))
+    assert nb.loaded_checkpoints == ["mnist_classifier"]
 
 
 def test_save_samples_writes_uint8_atomically_and_checks_its_input(tmp_path, monkeypatch):
