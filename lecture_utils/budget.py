@@ -101,11 +101,10 @@ SIZES: dict[str, dict[str, tuple]] = {
         "min_ink_step": (-0.01, 0.0005, 0.0005),     # ink added per step along the thickness vector
         "n_patches": (128, 4000, 20000),             # deblurring photo patches (smoke: few, presenter mode runs it)
         "patch_size": (48, 48, 64),
-        "i2i_warmup_epochs": (1, 2, 10),
+        "i2i_warmup_epochs": (2, 2, 10),
         "i2i_epochs": (1, 3, 20),
-        "min_sharpness_gain": (-1.0, 0.05, 0.05),    # PatchGAN's gradient-magnitude ratio above L1's
-        "max_l1_error_vs_input": (10.0, 1.0, 1.0),   # the L1 U-Net's error relative to the blurred input's
-        "sharpness_slack": (1.0, 0.0, 0.0),          # the L1 U-Net must be at least as sharp as its input
+        "min_spectral_gain": (0.0, 0.3, 0.3),        # PatchGAN's spectral distance to the truth below L1's by
+        "max_spectral_excess": (0.5, 0.5, 0.5),      # no frequency ring above the truth's power by e^0.5 or more
         "n_colour": (512, 5000, 20000),
         "colour_epochs": (1, 15, 30),
         "colour_tolerance": (0.5, 0.08, 0.05),       # per-channel mean/std of colour samples vs real patches

@@ -283,6 +283,31 @@ def high_frequency_energy(images: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, (power * high).sum(dim=(1, 2)) / total.clamp_min(1e-30), torch.zeros_like(total))
 
 
+def radial_power_spectrum(images: torch.Tensor, bins: int = 14) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images' mean power spectrum in ``bins`` rings of radial frequency: ``(frequencies, power)``, both (bins,).
+
+    The channel-mean image minus its mean value is Fourier transformed and |FFT|^2 / (H W) averaged over the images
+    and over the frequencies in each ring (the zero frequency, removed with the mean, is left out); the rings split [0, sqrt(2)/2] cycles per pixel evenly (the last ones hold
+    the diagonal frequencies up to (0.5, 0.5), where a 2 x 2 checkerboard puts its power).  ``frequencies`` are the
+    rings' centres.  Blur removes power from the high rings; a periodic artefact adds power to some of them.
+    """
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
+        raise ValueError(f"bins must be an int >= 2, got {bins!r}")
+    x = _check_batch("images", images).mean(dim=1)
+    h, w = x.shape[1:]
+    if min(h, w) < 2 * bins ** 0.5:
+        raise ValueError(f"images of {h} x {w} pixels are too small for {bins} frequency rings")
+    x = x - x.mean(dim=(1, 2), keepdim=True)
+    power = (torch.fft.fft2(x).abs() ** 2).mean(0) / (h * w)                     # H x W
+    radius = (torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.fftfreq(w)[None, :] ** 2).sqrt()
+    edges = torch.linspace(0, 0.5 * 2 ** 0.5 + 1e-6, bins + 1)
+    ring = (torch.bucketize(radius, edges, right=True) - 1).flatten()             # H W ring indices
+    keep = radius.flatten() > 0                                                  # the mean (removed) is not a frequency
+    totals = torch.zeros(bins).index_add_(0, ring[keep], power.flatten()[keep])
+    counts = torch.zeros(bins).index_add_(0, ring[keep], torch.ones(int(keep.sum())))
+    return (edges[:-1] + edges[1:]) / 2, totals / counts.clamp_min(1)
+
+
 def sharpness_ratio(images: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean gradient magnitude of ``images`` over that of ``reference`` (same shape): 1 = as sharp as
     the reference, below 1 = blurrier, above 1 = more (possibly invented) detail.  A sharpness *proxy*:

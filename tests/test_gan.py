@@ -174,6 +174,22 @@ def test_unet_validates_inputs():
         UNet(final_activation="relu")
 
 
+def test_unet_upsampling_by_resize_has_no_period_two_pattern():
+    # A flat feature map upsampled: the stride-2 transposed convolution paints a 2 x 2 pattern (the grid a GAN
+    # loss turns into checkerboard artefacts); nearest resize + 3 x 3 convolution stays flat away from the border.
+    torch.manual_seed(0)
+    flat = torch.ones(1, 32, 8, 8)            # the deepest level: 32 -> 16 channels
+    transpose = UNet(3, 3, depth=2, base_channels=8).up[0](flat)[0, :, 2:-2, 2:-2]
+    resize = UNet(3, 3, depth=2, base_channels=8, upsample="resize").up[0](flat)[0, :, 2:-2, 2:-2]
+    assert (transpose[:, 0::2, 0::2] - transpose[:, 1::2, 1::2]).abs().max() > 1e-3
+    assert (resize - resize[:, :1, :1]).abs().max() < 1e-5
+    net = UNet(3, 3, depth=2, base_channels=8, upsample="resize")
+    assert net(torch.rand(2, 3, 16, 24)).shape == (2, 3, 16, 24)
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        UNet(upsample="bilinear")
+
+
 def test_unet_skip_connections_carry_detail():
     # With skips, a U-Net can learn the identity on random images far better than through its 2x2 bottleneck
     torch.manual_seed(0)

@@ -3,6 +3,7 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.functional import gaussian_blur
 
 from lecture_utils import metrics
 from lecture_utils.checkpoints import entry, load_shipped, sha256_of, checkpoints_dir
@@ -128,3 +129,31 @@ def test_pixel_metrics_refuse_8_bit_nan_and_empty_images(metric):
         metric(images[:0])
     result = metric(images)                                       # float images in [0, 1] are scored
     assert torch.isfinite(torch.as_tensor(result[0] if isinstance(result, tuple) else result)).all()
+
+
+def test_radial_power_spectrum_against_closed_forms():
+    torch.manual_seed(0)
+    # white noise: every frequency carries the pixel variance (Parseval), here 1/12 for uniform noise
+    frequencies, power = metrics.radial_power_spectrum(torch.rand(64, 1, 48, 48))
+    assert frequencies.shape == power.shape == (14,)
+    assert torch.allclose(power, torch.full_like(power, 1 / 12), rtol=0.08)
+    x = torch.arange(48.0)
+    wave = (0.5 + 0.5 * torch.cos(2 * torch.pi * 0.25 * x)).expand(4, 1, 48, 48)      # 0.25 cycles per pixel
+    frequencies, power = metrics.radial_power_spectrum(wave)
+    edges = torch.linspace(0, 0.5 * 2 ** 0.5, 15)
+    assert edges[int(power.argmax())] <= 0.25 < edges[int(power.argmax()) + 1]
+    checkerboard = (0.5 + 0.5 * (-1) ** (x[:, None] + x[None, :])).expand(2, 3, 48, 48)   # (0.5, 0.5)
+    assert int(metrics.radial_power_spectrum(checkerboard)[1].argmax()) == 13
+    photos = torch.rand(16, 3, 48, 48)
+    blurred = gaussian_blur(photos, kernel_size=13, sigma=2.0)
+    ratio = metrics.radial_power_spectrum(blurred)[1] / metrics.radial_power_spectrum(photos)[1]
+    assert ratio[-4:].max() < 0.05 and ratio[0] > 0.5        # blur removes the high rings, keeps the low ones
+
+
+def test_radial_power_spectrum_refuses_bad_input():
+    with pytest.raises(ValueError, match="bins must be an int >= 2"):
+        metrics.radial_power_spectrum(torch.rand(2, 3, 32, 32), bins=1)
+    with pytest.raises(ValueError, match="too small"):
+        metrics.radial_power_spectrum(torch.rand(2, 3, 4, 4), bins=14)
+    with pytest.raises(ValueError, match="finite"):
+        metrics.radial_power_spectrum(torch.full((2, 3, 32, 32), float("nan")))

@@ -11,6 +11,11 @@ Input N x in_channels x H x W, output N x out_channels x H x W, with H and W div
 for unbounded outputs.  ``residual=True`` returns ``input + U-Net(input)`` (in_channels must equal
 out_channels; use ``final_activation=None``): for restoration tasks the network then starts near the
 identity and only learns the correction.
+``upsample``: ``"transpose"`` (a 2 x 2 transposed convolution with stride 2, pix2pix's choice) or ``"resize"``
+(nearest-neighbour doubling, then a 3 x 3 convolution).  A stride-2 transposed convolution paints every 2 x 2
+block of output pixels with the same four kernel weights, and an adversarial loss, which rewards any texture,
+turns that into a visible grid; resizing first gives every output pixel the same kind of neighbourhood
+(Odena et al., 2016, "Deconvolution and checkerboard artifacts").
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from torch import nn
 from ..checks import check_input_dtype
 
 NORMS = ("batch", "instance", "none")
+UPSAMPLING = ("transpose", "resize")
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, None: nn.Identity}
 
 
@@ -50,10 +56,12 @@ class UNet(nn.Module):
         norm: ``"batch"``, ``"instance"`` or ``"none"``.
         final_activation: ``"sigmoid"``, ``"tanh"`` or ``None``.
         residual: add the input to the output (in_channels == out_channels, final_activation None).
+        upsample: ``"transpose"`` or ``"resize"`` (see the module's docstring).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, depth: int = 3, base_channels: int = 32,
-                 norm: str = "batch", final_activation: str | None = "sigmoid", residual: bool = False):
+                 norm: str = "batch", final_activation: str | None = "sigmoid", residual: bool = False,
+                 upsample: str = "transpose"):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("depth", depth), ("base_channels", base_channels)):
@@ -61,6 +69,8 @@ class UNet(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
         if final_activation not in ACTIVATIONS:
             raise ValueError(f"final_activation must be one of {list(ACTIVATIONS)}, got {final_activation!r}")
         if residual and (in_channels != out_channels or final_activation is not None):
@@ -78,7 +88,10 @@ class UNet(nn.Module):
         self.up = nn.ModuleList()
         self.merge = nn.ModuleList()
         for level in reversed(range(depth)):
-            self.up.append(nn.ConvTranspose2d(widths[level + 1], widths[level], 2, stride=2))  # N x w_l x H/2^l x ...
+            self.up.append(nn.ConvTranspose2d(widths[level + 1], widths[level], 2, stride=2)    # N x w_l x H/2^l x ...
+                           if upsample == "transpose" else
+                           nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                         nn.Conv2d(widths[level + 1], widths[level], 3, padding=1)))
             self.merge.append(ConvBlock(2 * widths[level], widths[level], norm))    # skip concatenated: 2 w_l in
         self.head = nn.Sequential(nn.Conv2d(widths[0], out_channels, 1),              # N x out_channels x H x W
                                   ACTIVATIONS[final_activation]())

@@ -1,15 +1,19 @@
-"""Recipes of notebooks 03 (the MLP GAN on digits), 04 (the DCGAN on 32 x 32 digits) and 05 (the class-conditional GAN)."""
+"""Recipes of notebooks 03 (the MLP GAN on digits), 04 (the DCGAN on 32 x 32 digits and the deblurring U-Nets) and
+05 (the class-conditional GAN)."""
 import copy
 
 import torch
+from torchvision.transforms.functional import gaussian_blur
 
-from ..data import load_mnist
+from ..data import load_mnist, load_photos, random_patches
 from ..gans import (GANOptions, GaussianMixturePrior, Speed, generate, resize_images, sample_conditional, to_tanh_range,
-                    to_unit_range, train_conditional_gan, train_gan)
-from ..metrics import conditional_accuracy, sample_quality
+                    to_unit_range, train_conditional_gan, train_gan, train_image_to_image)
+from ..metrics import conditional_accuracy, radial_power_spectrum, sample_quality, sharpness_ratio
 from ..models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from ..models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ..models.gan import MLPDiscriminator, MLPGenerator
+from ..models.patchgan import PatchDiscriminator
+from ..models.unet import UNet
 from . import Recipe, register
 
 DCGAN_LATENT_DIM = 100
@@ -168,3 +172,76 @@ register(Recipe("conditional_gan", "05_class_conditional", _build_conditional_ga
                 _evaluate_conditional_gan,
                 tolerance={"conditional_accuracy": 0.005, "mean_confidence": 0.005, "classes_covered": 0,
                            "frechet_distance": 1.0}))
+
+
+# --------------------------------------------------------------------------- 04 deblurring (L1 vs L1 + PatchGAN)
+DEBLUR_TEST = {"n": 64, "seed": 1, "scale": 0.5}    # held-out patches of the test photos
+
+
+def blur(images: torch.Tensor) -> torch.Tensor:
+    """Notebook 04's degradation: a Gaussian blur with sigma 2 pixels."""
+    return gaussian_blur(images, kernel_size=13, sigma=2.0)
+
+
+def deblurring_patches(sizes) -> torch.Tensor:
+    """The training patches: ``sizes.n_patches`` of ``sizes.patch_size`` pixels from the training photos, at half size."""
+    return random_patches(load_photos("train", verbose=False), sizes.n_patches, sizes.patch_size, seed=0, scale=0.5)
+
+
+def deblurring_test_patches(size: int = 48) -> torch.Tensor:
+    """The 64 held-out patches of the test photos (cat, flower) every budget is scored on."""
+    return random_patches(load_photos("test", verbose=False), DEBLUR_TEST["n"], size, seed=DEBLUR_TEST["seed"],
+                          scale=DEBLUR_TEST["scale"])
+
+
+def build_deblurring() -> torch.nn.ModuleDict:
+    """Two residual U-Nets (upsampling by resize + convolution, see :class:`~lecture_utils.models.unet.UNet`) and the
+    conditional PatchGAN (input and output: 6 channels, 2 layers) of notebook 04."""
+    unet = UNet(in_channels=3, out_channels=3, depth=3, base_channels=16, final_activation=None, residual=True,
+                upsample="resize")
+    return torch.nn.ModuleDict({"l1": unet, "patchgan": copy.deepcopy(unet),
+                                "discriminator": PatchDiscriminator(in_channels=6, features=32, n_layers=2)})
+
+
+def train_deblurring(nets, sizes, device):
+    """One U-Net learns to deblur with L1 (a warm-up); from there one copy continues with L1 only, the other with
+    L1 (weight 100) + the PatchGAN's verdict (pix2pix), for the same number of epochs.  Returns the histories."""
+    patches = deblurring_patches(sizes)
+    blurred = blur(patches)
+    warmup = train_image_to_image(nets["l1"], blurred, patches, sizes.i2i_warmup_epochs, batch_size=16, lr=1e-3,
+                                  device=device, desc="U-Net, L1 warm-up")
+    nets["patchgan"].load_state_dict(nets["l1"].state_dict())       # both branches start from the warm-up
+    l1 = train_image_to_image(nets["l1"], blurred, patches, sizes.i2i_epochs, batch_size=16, lr=2e-4, device=device,
+                              desc="L1 only")
+    gan = train_image_to_image(nets["patchgan"], blurred, patches, sizes.i2i_epochs, batch_size=16, lr=2e-4,
+                               discriminator=nets["discriminator"], l1_weight=100.0, device=device,
+                               desc="L1 + PatchGAN")
+    return {"warmup": warmup, "l1": l1, "patchgan": gan}
+
+
+def spectrum_log_ratio(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """log(power of ``images`` / power of ``reference``) in each ring of radial frequency (14 rings): below 0 where
+    detail is missing (blur), above 0 where power was added (noise, a grid)."""
+    return radial_power_spectrum(images)[1].clamp_min(1e-12).log() - radial_power_spectrum(reference)[1].clamp_min(1e-12).log()
+
+
+def _evaluate_deblurring(nets):
+    test = deblurring_test_patches()
+    metrics = {}
+    with torch.no_grad():
+        for name in ("l1", "patchgan"):
+            out = nets[name].cpu().eval()(blur(test)).clamp(0, 1)
+            ratio = spectrum_log_ratio(out, test)
+            metrics[f"{name}_sharpness_ratio"] = round(sharpness_ratio(out, test), 4)
+            metrics[f"{name}_spectral_distance"] = round(float(ratio.abs().mean()), 4)
+            metrics[f"{name}_max_spectral_excess"] = round(float(ratio.max()), 4)
+            metrics[f"{name}_l1_error"] = round(float((out - test).abs().mean()), 5)
+    return metrics
+
+
+register(Recipe("deblurring", "04_dcgan_patchgan", build_deblurring, train_deblurring, _evaluate_deblurring,
+                tolerance={k: 0.01 for k in ("l1_sharpness_ratio", "l1_spectral_distance", "l1_max_spectral_excess",
+                                             "patchgan_sharpness_ratio", "patchgan_spectral_distance",
+                                             "patchgan_max_spectral_excess")} | {"l1_l1_error": 5e-4,
+                                                                                 "patchgan_l1_error": 5e-4}))
+
