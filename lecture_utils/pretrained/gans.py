@@ -5,6 +5,7 @@ import copy
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from ..budget import get_budget
 from ..data import load_mnist, load_photos, random_patches
 from ..gans import (GANOptions, GaussianMixturePrior, Speed, generate, resize_images, sample_conditional, to_tanh_range,
                     to_unit_range, train_conditional_gan, train_gan, train_image_to_image)
@@ -172,6 +173,54 @@ register(Recipe("conditional_gan", "05_class_conditional", _build_conditional_ga
                 _evaluate_conditional_gan,
                 tolerance={"conditional_accuracy": 0.005, "mean_confidence": 0.005, "classes_covered": 0,
                            "frechet_distance": 1.0}))
+
+
+# --------------------------------------------------------------------------- 04 colour DCGAN
+COLOUR_SAMPLE_SEED = 5                # the notebook's 500 colour samples
+
+
+def colour_patches(n: int) -> torch.Tensor:
+    """``n`` colour patches of 32 x 32 from the training photos at a quarter size: the offline colour data."""
+    return random_patches(load_photos("train", verbose=False), n, 32, seed=3, scale=0.25)
+
+
+def build_colour_dcgan():
+    """Notebook 04's DCGAN with three output channels; the shipped weights are its EMA."""
+    return DCGANGenerator(latent_dim=DCGAN_LATENT_DIM, channels=3, image_size=32, features=DCGAN_FEATURES)
+
+
+def train_colour_dcgan(model, sizes, device, images: torch.Tensor | None = None):
+    """The DCGAN of notebook 04 on colour images (default: ``sizes.n_colour`` photo patches), DCGAN's settings with
+    an EMA of G; returns the :class:`~lecture_utils.gans.GANRun` and leaves the EMA generator in ``model``."""
+    images = colour_patches(sizes.n_colour) if images is None else images
+    generator = copy.deepcopy(model)          # trained; ``model`` receives its average at the end
+    discriminator = DCGANDiscriminator(channels=3, image_size=32, features=DCGAN_FEATURES)
+    run = train_gan(generator, discriminator, to_tanh_range(images), sizes.colour_epochs,
+                    GANOptions(batch_size=64, ema_decay=0.999, n_snapshot=64, desc="colour DCGAN"), device=device)
+    model.to(device).load_state_dict(run.sampler.state_dict())
+    return run
+
+
+def colour_samples(model, n: int = 500) -> torch.Tensor:
+    """n samples in [0, 1] from standard normal codes (seed 5)."""
+    z = torch.randn(n, DCGAN_LATENT_DIM, generator=torch.Generator().manual_seed(COLOUR_SAMPLE_SEED))
+    return to_unit_range(generate(model, z))
+
+
+def colour_statistics_error(samples: torch.Tensor, real: torch.Tensor) -> float:
+    """The largest difference between the per-channel means and standard deviations of samples and real images."""
+    stats = [torch.stack([x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))]) for x in (samples, real)]
+    return float((stats[0] - stats[1]).abs().max())
+
+
+def _evaluate_colour_dcgan(model):
+    # the standard budget's patches: what the shipped weights learned
+    real = colour_patches(get_budget("standard").sizes("04_dcgan_patchgan").n_colour)
+    return {"colour_statistics_error": round(colour_statistics_error(colour_samples(model.cpu()), real), 4)}
+
+
+register(Recipe("colour_dcgan", "04_dcgan_patchgan", build_colour_dcgan, train_colour_dcgan, _evaluate_colour_dcgan,
+                tolerance={"colour_statistics_error": 0.003}))
 
 
 # --------------------------------------------------------------------------- 04 deblurring (L1 vs L1 + PatchGAN)
