@@ -149,7 +149,7 @@ SIZES: dict[str, dict[str, tuple]] = {
         "min_gain_db_x2": (-0.5, 1.0, 2.0),
         # how much more fine detail (relative to the original's) the PatchGAN must add over the L1 CNN;
         # a single smoke epoch of adversarial training shows none yet
-        "min_detail_gain_gan": (-1.0, 0.1, 0.1),
+        "min_detail_gain_gan": (0.0, 0.1, 0.1),
     },
     "07_image_editing": {
         "n_patches": (64, 1200, 12000),
