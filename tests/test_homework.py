@@ -535,7 +535,9 @@ def _saved_rows(grades):
 
 def _interrupt_after_new_rows(command, grades, how, at_least, env):
     """Start a grading run, wait until it has saved ``at_least`` rows in all, then interrupt it with ``how``."""
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # SIGINT at its default in the child, whatever the test process inherited (an ignored SIGINT would be inherited)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 400
     while len(_saved_rows(grades)) < at_least and process.poll() is None and time.time() < deadline:
         time.sleep(0.2)
@@ -550,7 +552,10 @@ def test_interrupted_grading_resumes_without_losing_or_repeating_a_row(built, tm
     folder = tmp_path / "submissions"
     folder.mkdir()
     for i in range(4):
-        nbformat.write(_minimal_notebook(f"# submission {i}", RIGHT_PSNR if i % 2 else WRONG_PSNR), folder / f"hw3_s{i}.ipynb")
+        # the last two take longer, so that the first run cannot end before it is interrupted
+        slow = "import time\ntime.sleep(15)" if i >= 2 else "# quick"
+        nbformat.write(_minimal_notebook(f"# submission {i}", slow, RIGHT_PSNR if i % 2 else WRONG_PSNR),
+                       folder / f"hw3_s{i}.ipynb")
     grades = tmp_path / "grades"
     command = [sys.executable, str(ROOT / "homework" / "homework.py"), "grade", str(folder), "--autograders", str(out),
                "--out", str(grades), "--jobs", "2"]
