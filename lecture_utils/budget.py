@@ -49,10 +49,9 @@ SIZES: dict[str, dict[str, tuple]] = {
         "lr": (1e-3, 1e-3, 1e-3),
         "lr_final": (1e-4, 1e-4, 1e-4),       # the learning rate falls along a half cosine to this
         "batch_size": (100, 128, 128),
-        # The test negative ELBO the notebook asserts (nats).  The course's goal is 100; the convolutional
-        # VAE reaches about 99.5 on the 4,500 offline digits in standard (one nat of margin for run-to-run
-        # differences between machines).
-        "max_test_negative_elbo": (250.0, 104.0, 104.0),   # standard: 99.5-101.5 on three splits of the offline digits
+        # The test negative ELBO the notebook asserts (nats).  The standard recipe reached 99.5, 100.2 and 101.5
+        # on three 4,500/500 splits of the offline digits; 104 leaves room for other data (docs/recipes.md).
+        "max_test_negative_elbo": (250.0, 104.0, 104.0),
         "n_kl_check": (100, 500, 1000),
         "iw_ks": ((1, 10, 50), (1, 10, 100, 1000), (1, 10, 100, 1000, 5000)),
         "n_samples": (1000, 1000, 1000),

@@ -287,9 +287,10 @@ def radial_power_spectrum(images: torch.Tensor, bins: int = 14) -> tuple[torch.T
     """The images' mean power spectrum in ``bins`` rings of radial frequency: ``(frequencies, power)``, both (bins,).
 
     The channel-mean image minus its mean value is Fourier transformed and |FFT|^2 / (H W) averaged over the images
-    and over the frequencies in each ring (the zero frequency, removed with the mean, is left out); the rings split [0, sqrt(2)/2] cycles per pixel evenly (the last ones hold
-    the diagonal frequencies up to (0.5, 0.5), where a 2 x 2 checkerboard puts its power).  ``frequencies`` are the
-    rings' centres.  Blur removes power from the high rings; a periodic artefact adds power to some of them.
+    and over the frequencies in each ring (the zero frequency, removed with the mean, is left out).  The rings split
+    [0, sqrt(2)/2] cycles per pixel evenly (the last ones hold the diagonal frequencies up to (0.5, 0.5), where a
+    2 x 2 checkerboard puts its power).  ``frequencies`` are the rings' centres.  Blur removes power from the high
+    rings; a periodic artefact adds power to some of them.
     """
     if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
         raise ValueError(f"bins must be an int >= 2, got {bins!r}")

@@ -58,7 +58,8 @@ def check_mask(mask: torch.Tensor, images: torch.Tensor, name: str = "mask") -> 
 
 
 def _mask_setup(n, size, seed, fractions=None) -> tuple[int, int, torch.Tensor, torch.Generator]:
-    """Checks the arguments every mask maker shares; returns H, W, N zero masks N x 1 x H x W and the seeded generator."""
+    """Checks the arguments every mask maker shares; returns H, W, N empty masks (N x 1 x H x W) and the seeded
+    generator."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive int (the number of masks), got {n!r}")
     h, w = (size, size) if isinstance(size, int) else tuple(size)

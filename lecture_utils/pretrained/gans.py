@@ -53,10 +53,15 @@ def train_mlp_gan(model, sizes, device):
     return run
 
 
+def seeded_samples(model, n: int, seed: int) -> torch.Tensor:
+    """n samples in [0, 1] of a tanh generator from standard normal codes drawn with ``seed``."""
+    z = torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    return to_unit_range(generate(model, z))
+
+
 def mlp_gan_samples(model, n: int = 1000) -> torch.Tensor:
     """n samples in [0, 1] from the notebook's fixed evaluation codes (standard normal, seed 123)."""
-    z = torch.randn(n, MLP_GAN_LATENT_DIM, generator=torch.Generator().manual_seed(MLP_GAN_EVAL_SEED))
-    return to_unit_range(generate(model, z))
+    return seeded_samples(model, n, MLP_GAN_EVAL_SEED)
 
 
 def _evaluate_mlp_gan(model):
@@ -203,14 +208,17 @@ def train_colour_dcgan(model, sizes, device, images: torch.Tensor | None = None)
 
 def colour_samples(model, n: int = 500) -> torch.Tensor:
     """n samples in [0, 1] from standard normal codes (seed 5)."""
-    z = torch.randn(n, DCGAN_LATENT_DIM, generator=torch.Generator().manual_seed(COLOUR_SAMPLE_SEED))
-    return to_unit_range(generate(model, z))
+    return seeded_samples(model, n, COLOUR_SAMPLE_SEED)
+
+
+def colour_statistics(images: torch.Tensor) -> torch.Tensor:
+    """2 x C: the mean (row 0) and standard deviation (row 1) of each colour channel over N x C x H x W images."""
+    return torch.stack([images.mean(dim=(0, 2, 3)), images.std(dim=(0, 2, 3))])
 
 
 def colour_statistics_error(samples: torch.Tensor, real: torch.Tensor) -> float:
     """The largest difference between the per-channel means and standard deviations of samples and real images."""
-    stats = [torch.stack([x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))]) for x in (samples, real)]
-    return float((stats[0] - stats[1]).abs().max())
+    return float((colour_statistics(samples) - colour_statistics(real)).abs().max())
 
 
 def _evaluate_colour_dcgan(model):
@@ -271,7 +279,8 @@ def train_deblurring(nets, sizes, device):
 def spectrum_log_ratio(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """log(power of ``images`` / power of ``reference``) in each ring of radial frequency (14 rings): below 0 where
     detail is missing (blur), above 0 where power was added (noise, a grid)."""
-    return radial_power_spectrum(images)[1].clamp_min(1e-12).log() - radial_power_spectrum(reference)[1].clamp_min(1e-12).log()
+    power, reference_power = radial_power_spectrum(images)[1], radial_power_spectrum(reference)[1]
+    return power.clamp_min(1e-12).log() - reference_power.clamp_min(1e-12).log()
 
 
 def _evaluate_deblurring(nets):
@@ -293,4 +302,3 @@ register(Recipe("deblurring", "04_dcgan_patchgan", build_deblurring, train_deblu
                                              "patchgan_sharpness_ratio", "patchgan_spectral_distance",
                                              "patchgan_max_spectral_excess")} | {"l1_l1_error": 5e-4,
                                                                                  "patchgan_l1_error": 5e-4}))
-

@@ -3,8 +3,8 @@
 Notebook 06's main model is the x4 L1 CNN (``super_resolution_x4``: the headline PSNR gain over bicubic);
 the notebook also compares it with the same CNN fine-tuned with a PatchGAN loss
 (``super_resolution_x4_patchgan``), which ships too so that presenter mode shows the perception-distortion
-trade-off without training, and with the same CNN at x2 (``super_resolution_x2``).  Notebook 07 trains one pix2pix U-Net per task: ``editing_inpainting``,
-``editing_colorization`` and ``editing_uncropping``.
+trade-off without training, and with the same CNN at x2 (``super_resolution_x2``).  Notebook 07 trains one
+pix2pix U-Net per task: ``editing_inpainting``, ``editing_colorization`` and ``editing_uncropping``.
 
 The architectures are constants here (the same in every budget, so shipped weights fit whatever budget
 loads them), and ``build_*`` always gives the same initial weights (seeded without touching the global
