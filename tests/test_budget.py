@@ -81,3 +81,22 @@ def test_presenter_mode_switches(monkeypatch):
     monkeypatch.setenv("LECTURE_UTILS_PRESENT", "maybe")
     with pytest.raises(ValueError, match="LECTURE_UTILS_PRESENT must be 1 or 0"):
         B.presenting()
+
+
+def test_presenter_mode_trains_listed_side_experiments_at_standard_size(monkeypatch):
+    monkeypatch.delenv("LECTURE_UTILS_BUDGET", raising=False)
+    monkeypatch.setitem(B.PRESENTER_STANDARD, "01_autoencoders", ("epochs",))
+    monkeypatch.setenv("LECTURE_UTILS_PRESENT", "1")
+    presented = B.get_budget().sizes("01_autoencoders")
+    smoke, standard = (B.get_budget(n).sizes("01_autoencoders") for n in ("smoke", "standard"))
+    assert presented.epochs == standard.epochs != smoke.epochs
+    assert presented.n_train == smoke.n_train != standard.n_train     # everything else keeps its smoke size
+    monkeypatch.setenv("LECTURE_UTILS_BUDGET", "smoke")                # a budget asked for by name: no overrides
+    assert B.get_budget().sizes("01_autoencoders").epochs == smoke.epochs
+
+
+def test_presenter_overrides_name_existing_sizes():
+    for section, keys in B.PRESENTER_STANDARD.items():
+        assert section in B.SIZES, section
+        missing = set(keys) - set(B.SIZES[section])
+        assert not missing, f"{section}: {sorted(missing)} are not sizes of this notebook"
