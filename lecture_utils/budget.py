@@ -241,7 +241,14 @@ SIZES: dict[str, dict[str, tuple]] = {
 # Presenter mode runs the smoke budget, except for the side experiments named here: cheap enough to train to the
 # standard goal live, they take their *standard* sizes and thresholds, so that a figure shown to an audience makes
 # its point (the main models come from shipped checkpoints and meet their goals through ``trained_goals``).
-PRESENTER_STANDARD: dict[str, tuple[str, ...]] = {}
+PRESENTER_STANDARD: dict[str, tuple[str, ...]] = {
+    "01_autoencoders": (),
+    "02_vae_elbo": (),
+    "03_gan_minimax": (),
+    "05_class_conditional": (),
+    "07_image_editing": (),
+    "10_diffusion": (),
+}
 
 
 @dataclass(frozen=True)
