@@ -30,13 +30,18 @@ SIZES: dict[str, dict[str, tuple]] = {
         "n_train": (1000, 4500, 60000),       # capped by what the data source holds
         "n_test": (200, 500, 10000),
         "epochs": (15, 30, 50),
-        "conv_epochs": (5, 15, 30),
+        # The convolutional autoencoders: 2 smoke epochs (presenter mode too) only learn a blurred average digit;
+        # on the 4,500 offline digits 5 epochs just match PCA at code size 16 (test MSE 0.0266 against 0.0271).
+        "conv_epochs": (2, 15, 30),
         "batch_size": (100, 100, 256),
         "code_sizes": ((2, 16), (2, 8, 32), (2, 8, 32)),
         # Code sizes at which the autoencoder must beat PCA: a few seconds of training only
         # wins at the smallest code; minutes of training win at every size.
         "ae_wins_up_to_code": (2, 32, 32),
         "n_random_codes": (200, 1000, 1000),
+        # Whether the autoencoders are trained enough (they beat PCA) for the sampling claims: decoded 2-D codes
+        # are near-copies, larger-code box samples are farther from the training set than reconstructions.
+        "check_sampling": (False, True, True),
     },
     "02_vae_elbo": {
         "n_train": (1000, 60000, 60000),      # capped by what the data source holds (4,500 offline)
@@ -55,7 +60,10 @@ SIZES: dict[str, dict[str, tuple]] = {
         "n_kl_check": (100, 500, 1000),
         "iw_ks": ((1, 10, 50), (1, 10, 100, 1000), (1, 10, 100, 1000, 5000)),
         "n_samples": (1000, 1000, 1000),
-        "train_images_2d": (4000, 180000, 1200000),
+        # The 2-D VAE: 40 epochs over the 1,000 smoke digits (presenter mode) or 9 over the 4,500 offline ones; its
+        # manifold figure showed 7 and 4 digit classes (5 after 180,000 images).  Smoke: not checked (1 class).
+        "train_images_2d": (4000, 40000, 1200000),
+        "min_manifold_classes": (0, 3, 3),
         "ae_train_images": (4000, 135000, 1200000),
         # Whether training is long enough for the VAE's prior samples to beat the autoencoder's.
         "vae_beats_ae": (False, True, True),
@@ -242,8 +250,8 @@ SIZES: dict[str, dict[str, tuple]] = {
 # standard goal live, they take their *standard* sizes and thresholds, so that a figure shown to an audience makes
 # its point (the main models come from shipped checkpoints and meet their goals through ``trained_goals``).
 PRESENTER_STANDARD: dict[str, tuple[str, ...]] = {
-    "01_autoencoders": (),
-    "02_vae_elbo": (),
+    "01_autoencoders": ("n_train", "n_test", "ae_wins_up_to_code", "n_random_codes", "check_sampling"),
+    "02_vae_elbo": ("train_images_2d", "min_manifold_classes", "manifold_side", "vae_beats_ae", "betas"),
     "03_gan_minimax": (),
     "05_class_conditional": (),
     "07_image_editing": (),
