@@ -206,7 +206,9 @@ SIZES: dict[str, dict[str, tuple]] = {
         "batch_size": (64, 64, 128),
         "n_eval": (60, 600, 2000),             # captions scored, for held-out and for seen pairs
         "samples_per_caption": (4, 8, 8),
-        "heldout_goal": (0.0, 0.8, 0.8),       # attribute accuracy the held-out pairs must reach
+        # attribute accuracy the held-out pairs must reach: the standard recipe reached 0.81-0.85 from seed 0 (1 and 2
+        # threads) and 0.96-0.97 from seeds 1-5, so 0.75 leaves a margin for other machines' rounding
+        "heldout_goal": (0.0, 0.75, 0.75),
     },
     "10_diffusion": {
         "n_train": (1000, 4500, 60000),        # capped by what the data source holds
@@ -230,29 +232,33 @@ SIZES: dict[str, dict[str, tuple]] = {
         "sweep_steps": (10, 25, 50),
         "latent_epochs": (2, 20, 100),
         "n_inpaint": (2, 6, 10),               # half-digits completed, 8 samples each
+        "n_super_resolve": (2, 6, 10),         # 7 x 7 digits super-resolved, 8 samples each
         "edit_steps": (10, 50, 100),
         # self-checks (smoke: weaker forms that a broken model still fails)
         # checks of the main model's quality use the sizes of the budget it was trained in (trained_goals: a few smoke
         # steps learn no classes yet), checks of sample statistics the sizes of the budget that measures them
-        "min_conditional_accuracy": (0.0, 0.97, 0.97),   # the shipped model at w = 3: 1.0 on 200 samples
+        # sample quality is judged on models trained at least in the standard budget: the smoke budget's seconds of
+        # training draw no digits yet (accuracy 0.1, Fréchet distance about 1,000), so its thresholds are None
+        "check_samples": (False, True, True),
+        "min_conditional_accuracy": (None, 0.97, 0.97),   # the shipped model at w = 3: 1.0 on 200 samples
         "guidance_helps": (False, True, True),   # the best guided accuracy above the unguided one
-        "min_plain_accuracy": (0.0, 0.85, 0.85),   # the conditional model without guidance (w = 1; shipped: 0.94)
+        "min_plain_accuracy": (None, 0.85, 0.85),   # the conditional model without guidance (w = 1; shipped: 0.94)
         # Samples (DDIM, 50 steps, eta = 1) of the conditional model without guidance (w = 1, labels 0-9 in turn):
         # the course's goals, every class >= 5 %, mean confidence >= 0.85, a Fréchet distance below notebook 04's
         # DCGAN (shipped, 300 samples: 8.3 %, 0.93, 10.3 against the DCGAN's 31)
-        "plain_min_class_share": (0.0, 0.05, 0.05),
-        "plain_min_confidence": (0.2, 0.85, 0.85),
+        "plain_min_class_share": (None, 0.05, 0.05),
+        "plain_min_confidence": (None, 0.85, 0.85),
         "beats_dcgan": (False, True, True),
         # Samples of the unconditional model (w = 0): the same goals are not reached by the standard recipe
         # (shipped, 500 samples: 3.2 %, 0.75, 33), so standard asserts what it reaches (docs/recipes.md)
-        "min_class_share": (0.0, 0.02, 0.05),
-        "min_confidence": (0.2, 0.7, 0.85),
+        "min_class_share": (None, 0.02, 0.05),  # (smoke and presenter mode: 100 samples cannot measure 2 %)
+        "min_confidence": (None, 0.7, 0.85),
         "unconditional_beats_dcgan": (False, False, True),
         "max_ddim_vs_ddpm": (None, 0.10, 0.10),  # DDIM (sample_steps, eta = 1) Fréchet distance within this share of DDPM's
-        "min_inpaint_classes": (1.0, 2.0, 2.0),   # distinct classes among a half-digit's 8 completions (mean)
+        "min_inpaint_classes": (None, 2.0, 2.0),   # distinct classes among a half-digit's 8 completions (mean)
         "regression_epochs": (1, 8, 15),       # the deterministic U-Net that completes half-digits with L1
         "edit_sharper": (False, True, True),   # diffusion completions sharper than the regression's
-        "latent_min_accuracy": (0.0, 0.8, 0.9),  # guided latent diffusion's conditional accuracy
+        "latent_min_accuracy": (0.3, 0.8, 0.9),  # guided latent diffusion's conditional accuracy
         "latent_min_speedup": (2.0, 2.0, 2.0),   # a latent denoising step at least this much cheaper than a pixel step
     },
 }
@@ -276,7 +282,7 @@ PRESENTER_STANDARD: dict[str, tuple[str, ...]] = {
     "09_text_to_image": ("n_eval", "samples_per_caption"),
     "10_diffusion": ("latent_epochs", "latent_min_accuracy", "n_inpaint", "edit_steps", "min_inpaint_classes",
                      "edit_sharper", "guidance_helps", "plain_min_class_share", "plain_min_confidence", "beats_dcgan",
-                     "min_class_share", "min_confidence"),
+                     "min_confidence"),
 }
 
 
