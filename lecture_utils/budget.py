@@ -222,7 +222,7 @@ SIZES: dict[str, dict[str, tuple]] = {
         "lr_final": (2e-4, 2e-4, 1e-4),        # the learning rate decays to this over the epochs (half cosine)
         "ema_decay": (0.99, 0.995, 0.999),
         "p_uncond": (0.2, 0.2, 0.2),           # labels dropped for classifier-free guidance
-        "n_samples": (100, 1000, 1000),        # guided and unguided samples scored (and saved)
+        "n_samples": (70, 1000, 1000),         # guided and unguided samples scored (and saved)
         "sample_steps": (10, 50, 50),          # DDIM steps of the headline samples
         "curve_steps": ((5, 10), (10, 20, 50, 100), (10, 20, 50, 100, 250)),   # DDIM steps of the quality curve
         "n_curve": (50, 300, 1000),            # samples per point of the curve (and of the DDPM reference)
