@@ -290,3 +290,21 @@ def test_latent_denoiser_trains_on_vector_codes():
     assert torch.allclose(samples.mean(0), codes.mean(0), atol=0.25)
     with pytest.raises(ValueError, match="z must be N x 4"):
         model(torch.zeros(2, 5), torch.tensor([0, 1]))
+
+
+def test_generate_evaluates_the_model_in_chunks_without_changing_the_samples():
+    from lecture_utils.pretrained import RECIPES
+    from lecture_utils.pretrained.diffusion import _InChunks, generate, schedule
+
+    torch.manual_seed(0)
+    model = RECIPES["diffusion"].build().eval()
+    labels = torch.arange(12) % 10
+    calls = []
+    model.register_forward_hook(lambda m, inputs, out: calls.append(inputs[0].shape[0]))
+    chunked = D.ddim_sample(_InChunks(model, size=5), schedule(), (12, 1, 28, 28), steps=3, labels=labels, w=2.0,
+                            eta=1.0, seed=7)
+    assert set(calls) == {5, 4}                   # guidance doubles the batch: 24 rows in chunks of 5
+    whole = D.ddim_sample(model, schedule(), (12, 1, 28, 28), steps=3, labels=labels, w=2.0, eta=1.0, seed=7)
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    images = generate(model, labels, w=2.0, steps=3, seed=7)
+    assert images.shape == (12, 1, 28, 28) and torch.allclose(images, D.to_image_range(whole), atol=1e-5)
