@@ -80,7 +80,7 @@ SIZES: dict[str, dict[str, tuple]] = {
         "dstar_tolerance": (0.06, 0.04, 0.04),       # expected |D - D*| under the mixture
         "saturation_epochs": (2, 10, 10),
         "k_values": ((1, 5), (1, 2, 5), (1, 2, 5)),
-        "k_epochs": (3, 8, 8),                       # epochs at k = 1 (k times as many at k)
+        "k_epochs": (2, 8, 8),                       # epochs at k = 1 (k times as many at k)
         "ring_n": (16384, 16384, 16384),
         # The ring (G's learning rate 3e-3, D's 3e-4): 12 epochs, presenter mode too.  The PacGAN's mean coverage in
         # the second half beat vanilla's by 5.6 and 4.3 modes (seeds 0 and 1; seed 0 the same on 1 and 2 threads) and

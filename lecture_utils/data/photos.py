@@ -12,7 +12,6 @@ import numpy as np
 import skimage.data
 import torch
 from PIL import Image, UnidentifiedImageError
-from sklearn.datasets import load_sample_image
 from torchvision.datasets import CIFAR10
 
 from .. import downloads
@@ -30,6 +29,7 @@ PHOTO_SPLITS = {
 
 def _read_photo(name: str) -> np.ndarray:
     if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image   # here, not at import: scikit-learn takes a second to load
         return load_sample_image(f"{name}.jpg")
     return getattr(skimage.data, name)()
 
