@@ -51,6 +51,14 @@ def trained_goals(name: str, sizes: SimpleNamespace, trained_here: bool) -> Simp
     return get_budget(entry(name)["budget"]).sizes(RECIPES[name].notebook)
 
 
+def seeded(make, seed: int = 0):
+    """``make()`` with the random generator seeded, leaving the caller's random state as it was: a recipe's
+    ``build`` gives the same initial weights every time."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
 def half_state(model: torch.nn.Module) -> dict:
     """The model's state dict with floating tensors stored as float16."""
     return {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}

@@ -14,7 +14,8 @@ from ..gans import train_image_to_image
 from ..metrics import conditional_accuracy, gradient_magnitude, sample_quality
 from ..models.diffusion_unet import DiffusionUNet
 from ..models.unet import UNet
-from . import Recipe, register
+from ..train import batched_inference
+from . import Recipe, register, seeded
 
 DIFFUSION_CHANNELS = (16, 32, 64)       # the U-Net's widths at 28, 14 and 7 pixels, the same in every budget
 DIFFUSION_EMB_DIM = 128
@@ -127,9 +128,7 @@ def half_digit_mask(n: int) -> torch.Tensor:
 
 
 def _build_half_digit_unet():
-    with torch.random.fork_rng(devices=[]):           # the same initial weights every time
-        torch.manual_seed(0)
-        return UNet(in_channels=2, out_channels=1, **HALF_DIGIT_UNET)
+    return seeded(lambda: UNet(in_channels=2, out_channels=1, **HALF_DIGIT_UNET))
 
 
 def train_half_digit_unet(model, sizes, device):
@@ -145,8 +144,7 @@ def train_half_digit_unet(model, sizes, device):
 def complete_halves(model, images: torch.Tensor) -> torch.Tensor:
     """The U-Net's completion of ``images`` (N x 1 x 28 x 28 in [0, 1]) with their bottom halves removed."""
     mask = half_digit_mask(len(images))
-    with torch.no_grad():
-        return model.cpu().eval()(torch.cat([images * (1 - mask), mask], 1))
+    return batched_inference(model, torch.cat([images * (1 - mask), mask], 1))
 
 
 def _evaluate_half_digit_unet(model):

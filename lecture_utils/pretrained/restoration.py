@@ -23,7 +23,7 @@ from ..models.patchgan import PatchDiscriminator
 from ..models.super_resolution import SuperResolutionNet
 from ..restoration import (dihedral_augment, evaluate_editing, evaluate_super_resolution, train_editing,
                            train_super_resolution)
-from . import Recipe, register
+from . import Recipe, register, seeded
 
 # --------------------------------------------------------------------------- architectures (every budget)
 SR_SCALE = 4
@@ -39,17 +39,10 @@ EDITING_TEST = {"n": 64, "size": 64, "seed": 1, "scale": 0.5}   # held-out patch
 EDITING_MASK_SEED = 99      # the masks of the held-out patches
 
 
-def _seeded(make, seed: int = 0):
-    """``make()`` with the random generator seeded, leaving the caller's random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return make()
-
-
 # --------------------------------------------------------------------------- 06 super-resolution
 def build_super_resolution(scale: int = SR_SCALE) -> torch.nn.Module:
     """Notebook 06's CNN (x2 or x4), with fixed initial weights."""
-    return _seeded(lambda: SuperResolutionNet(scale, features=SR_FEATURES, n_blocks=SR_BLOCKS))
+    return seeded(lambda: SuperResolutionNet(scale, features=SR_FEATURES, n_blocks=SR_BLOCKS))
 
 
 def super_resolution_patches(sizes: SimpleNamespace, n: int | None = None, size: int | None = None,
@@ -113,7 +106,7 @@ register(Recipe("super_resolution_x2", "06_super_resolution", functools.partial(
 # --------------------------------------------------------------------------- 07 image editing
 def build_editing() -> torch.nn.Module:
     """Notebook 07's U-Net (the same for every task), with fixed initial weights."""
-    return _seeded(lambda: EditingUNet(depth=EDITING_DEPTH, base_channels=EDITING_BASE_CHANNELS))
+    return seeded(lambda: EditingUNet(depth=EDITING_DEPTH, base_channels=EDITING_BASE_CHANNELS))
 
 
 def editing_train_patches(sizes: SimpleNamespace) -> torch.Tensor:
