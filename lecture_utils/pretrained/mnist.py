@@ -1,10 +1,10 @@
 """Recipes of notebooks 01 (the 2-D autoencoder) and 02 (the VAE)."""
 from ..data import load_mnist
 from ..metrics import reconstruction_mse
-from ..models.autoencoder import MLPAutoencoder
+from ..models.autoencoder import ConvAutoencoder, MLPAutoencoder
 from ..models.vae import ConvVAE
 from ..autoencoders import evaluate_vae, train_autoencoder, train_vae
-from . import Recipe, register
+from . import Recipe, register, seeded
 
 
 # --------------------------------------------------------------------------- 01 autoencoder
@@ -24,6 +24,30 @@ def _evaluate_autoencoder(model):
 
 register(Recipe("autoencoder_2d", "01_autoencoders", _build_autoencoder, _train_autoencoder,
                 _evaluate_autoencoder, tolerance={"test_mse": 1e-4}))
+
+
+# --------------------------------------------------------------------------- 01 convolutional autoencoders
+CONV_AUTOENCODER_CODES = (2, 16)   # the code sizes presenter mode shows (the smoke budget's ``code_sizes``)
+
+
+def _conv_autoencoder_recipe(code_size: int) -> Recipe:
+    """Notebook 01's convolutional autoencoder at one code size, trained as the notebook trains it (the same
+    step as the MLP's, ``conv_epochs`` epochs): shipped because presenter mode's seconds only train it to a
+    blurred average digit."""
+
+    def build():
+        return seeded(lambda: ConvAutoencoder(code_size=code_size), seed=code_size)
+
+    def train(model, sizes, device):
+        train = load_mnist("train").subset(sizes.n_train)
+        return train_autoencoder(model, train.images, sizes.conv_epochs, sizes.batch_size, device=device)
+
+    return Recipe(f"conv_autoencoder_{code_size}", "01_autoencoders", build, train, _evaluate_autoencoder,
+                  tolerance={"test_mse": 1e-4})
+
+
+for _code_size in CONV_AUTOENCODER_CODES:
+    register(_conv_autoencoder_recipe(_code_size))
 
 
 # --------------------------------------------------------------------------- 02 VAE
