@@ -37,11 +37,15 @@ SIZES: dict[str, dict[str, tuple]] = {
         "batch_size": (100, 100, 256),
         "code_sizes": ((2, 16), (2, 8, 32), (2, 8, 32)),
         # Code sizes at which the autoencoder must beat PCA: a few seconds of training only
-        # wins at the smallest code; minutes of training win at every size.
+        # wins at the smallest code; minutes of training win at every size (standard, three 4,500/500 splits of the
+        # offline digits: the better autoencoder's test MSE 0.754-0.760 of PCA's at code 2, 0.538-0.545 at 8,
+        # 0.481-0.488 at 32).
         "ae_wins_up_to_code": (2, 32, 32),
         "n_random_codes": (200, 1000, 1000),
         # Whether the autoencoders are trained enough (they beat PCA) for the sampling claims: decoded 2-D codes
-        # are near-copies, larger-code box samples are farther from the training set than reconstructions.
+        # are near-copies, larger-code box samples are farther from the training set than reconstructions.  Standard,
+        # three splits and seeds, median NN distance of samples / of reconstructed test digits: 2-D Gaussian
+        # 0.964-0.982, 8-D box 1.410-1.445.
         "check_sampling": (False, True, True),
     },
     "02_vae_elbo": {
