@@ -139,7 +139,8 @@ SIZES: dict[str, dict[str, tuple]] = {
         "ema_decay": (0.9, 0.99, 0.999),          # half-life ~ 1 / (1 - decay) steps: a fraction of the run
         "n_per_class": (6, 10, 10),
         "n_samples": (1000, 1000, 1000),
-        "min_conditional_accuracy": (0.2, 0.9, 0.95),   # chance is 0.1
+        # chance is 0.1; standard: shipped 0.94, seeds 1 and 2 on other 4,500/500 splits 0.988 and 0.993 (measured)
+        "min_conditional_accuracy": (0.2, 0.9, 0.95),
         "min_classes_covered": (3, 10, 10),
         "cvae_latent_dim": (4, 4, 8),
         # The conditional VAE trains on the n_train digits in seconds, presenter mode too: 4 epochs (batches of 64,
