@@ -113,8 +113,11 @@ SIZES: dict[str, dict[str, tuple]] = {
         "r1_gamma": (1.0, 1.0, 1.0),                 # R1 penalty gamma / 2 |grad_x D(x)|^2 on real digits
         "r1_every": (4, 4, 4),                       # ... on every 4th D update, times 4 (lazy regularisation)
         "time_goal_s": (60, 300, 300),               # DCGAN training time the notebook aims for
-        "min_class_share": (0.0, 0.05, 0.05),        # asserted: every digit at least this share of 1,000 samples
-        "min_confidence": (0.0, 0.85, 0.85),         # asserted mean confidence (the course's goal)
+        # asserted: every digit at least this share of 1,000 samples, and the mean confidence (the course's goals);
+        # standard, the shipped weights and seeds 1 and 2 on other 4,500/500 splits of the offline digits: smallest
+        # class 8.0 %, 8.2 %, 7.4 %; confidence 0.882, 0.888, 0.889 (measured)
+        "min_class_share": (0.0, 0.05, 0.05),
+        "min_confidence": (0.0, 0.85, 0.85),
         "n_frames": (5, 25, 25),                     # latent-walk frames per path
         "min_class_kept": (0.0, 0.6, 0.7),           # share of digits that keep their class at +-0.75 thickness vectors
         "min_ink_step": (-0.01, 0.0005, 0.0005),     # ink added per step along the thickness vector
