@@ -121,7 +121,9 @@ SIZES: dict[str, dict[str, tuple]] = {
         "min_class_share": (0.0, 0.05, 0.05),
         "min_confidence": (0.0, 0.85, 0.85),
         "n_frames": (5, 25, 25),                     # latent-walk frames per path
-        "min_class_kept": (0.0, 0.6, 0.7),           # share of digits that keep their class at +-0.75 thickness vectors
+        # share of digits that keep their class at +-0.75 thickness vectors (standard: 0.87, 0.88, 0.91 for the shipped
+        # weights and seeds 1 and 2 on other splits; smallest ink step 0.028, 0.023, 0.023: measured)
+        "min_class_kept": (0.0, 0.6, 0.7),
         "min_ink_step": (-0.01, 0.0005, 0.0005),     # ink added per step along the thickness vector
         "n_patches": (128, 4000, 20000),             # deblurring photo patches (smoke: few, presenter mode runs it)
         "patch_size": (48, 48, 64),
