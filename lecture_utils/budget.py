@@ -66,7 +66,8 @@ SIZES: dict[str, dict[str, tuple]] = {
         "iw_ks": ((1, 10, 50), (1, 10, 100, 1000), (1, 10, 100, 1000, 5000)),
         "n_samples": (1000, 1000, 1000),
         # The 2-D VAE: 40 epochs over the 1,000 smoke digits (presenter mode) or 9 over the 4,500 offline ones; its
-        # manifold figure showed 7 and 4 digit classes (5 after 180,000 images).  Smoke: not checked (1 class).
+        # manifold figure showed 7 digit classes in the notebook's standard run, 4-6 in fourteen runs on other
+        # 4,500/500 splits and training seeds (one thread; 5 after 180,000 images).  Smoke: not checked (1 class).
         "train_images_2d": (4000, 40000, 1200000),
         "min_manifold_classes": (0, 3, 3),
         # The plain autoencoders (2-D and 20-D) and the beta-VAEs see 45,000 images (10 epochs of the offline digits),
