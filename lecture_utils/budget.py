@@ -59,9 +59,10 @@ SIZES: dict[str, dict[str, tuple]] = {
         "lr": (1e-3, 1e-3, 1e-3),
         "lr_final": (1e-4, 1e-4, 1e-4),       # the learning rate falls along a half cosine to this
         "batch_size": (100, 128, 128),
-        # The test negative ELBO the notebook asserts (nats).  The standard recipe reached 99.5, 100.2 and 101.5
-        # on three 4,500/500 splits of the offline digits; 104 leaves room for other data (docs/recipes.md).
-        "max_test_negative_elbo": (250.0, 104.0, 104.0),
+        # The test negative ELBO the notebook asserts (nats).  The standard recipe reached 99.5-104.2 over eleven
+        # runs on five 4,500/500 splits of the offline digits and five training seeds; 107 leaves room for other
+        # data (docs/recipes.md).
+        "max_test_negative_elbo": (250.0, 107.0, 107.0),
         "n_kl_check": (100, 500, 1000),
         "iw_ks": ((1, 10, 50), (1, 10, 100, 1000), (1, 10, 100, 1000, 5000)),
         "n_samples": (1000, 1000, 1000),
