@@ -12,11 +12,12 @@ def _build_autoencoder():
     return MLPAutoencoder(code_size=2)
 
 
-def _train_autoencoder(model, sizes, device, epochs_key: str = "epochs"):
-    """Notebook 01's training of an autoencoder on the budget's digits, for ``sizes.<epochs_key>`` epochs (the MLP's
-    ``epochs``, the convolutional one's ``conv_epochs``)."""
+def _train_autoencoder(model, sizes, device, epochs: int | None = None):
+    """Notebook 01's training of an autoencoder on the budget's digits, for ``epochs`` epochs (default: the MLP's
+    ``sizes.epochs``; the convolutional recipes pass ``sizes.conv_epochs``)."""
     train = load_mnist("train").subset(sizes.n_train)
-    return train_autoencoder(model, train.images, getattr(sizes, epochs_key), sizes.batch_size, device=device)
+    return train_autoencoder(model, train.images, sizes.epochs if epochs is None else epochs, sizes.batch_size,
+                             device=device)
 
 
 def _evaluate_autoencoder(model):
@@ -41,7 +42,7 @@ def _conv_autoencoder_recipe(code_size: int) -> Recipe:
         return seeded(lambda: ConvAutoencoder(code_size=code_size), seed=code_size)
 
     def train(model, sizes, device):
-        return _train_autoencoder(model, sizes, device, epochs_key="conv_epochs")
+        return _train_autoencoder(model, sizes, device, epochs=sizes.conv_epochs)
 
     return Recipe(f"conv_autoencoder_{code_size}", "01_autoencoders", build, train, _evaluate_autoencoder,
                   tolerance={"test_mse": 1e-4})
