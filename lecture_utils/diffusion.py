@@ -258,10 +258,13 @@ def _bound(clip) -> float:
 
 
 def ddim_timesteps(T: int, steps: int) -> list[int]:
-    """``steps`` time steps from T - 1 down to 0, evenly spaced (the DDIM sub-sequence tau)."""
+    """The DDIM sub-sequence tau: ``steps`` time steps T / steps apart, from T - 1 down to T / steps - 1, after
+    which the sampler jumps to x_0 ("trailing" spacing, Lin et al., 2024).  Every step removes the same share of
+    the schedule; a grid that ends at t = 0 spends its last step where almost no noise is left.  With
+    steps = T it is every step, T - 1, ..., 0."""
     if not isinstance(steps, int) or not 1 <= steps <= T:
         raise ValueError(f"steps must be an int in [1, T = {T}], got {steps!r}")
-    return sorted({round(i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
+    return [round(T - i * T / steps) - 1 for i in range(steps)]
 
 
 def _start(shape, labels, generator, device, noise=None) -> torch.Tensor:
@@ -345,7 +348,7 @@ def ddim_invert(model, schedule: NoiseSchedule, x0: torch.Tensor, steps: int = 5
     range, [-1, 1] for images), finite."""
     check_finite(check_float(check_not_empty(x0, "x0"), "x0"), "x0")
     labels = _check_labels(labels, x0.shape[0], model)
-    times = ddim_timesteps(schedule.T, steps)[::-1]                  # 0, ..., T - 1
+    times = ddim_timesteps(schedule.T, steps)[::-1]                  # T / steps - 1, ..., T - 1
     x = x0
     for t_prev, t in zip([-1] + times[:-1], times):
         # eps_hat at the point we are at (time t_prev; at x_0 the model's first step stands in for it)

@@ -223,7 +223,12 @@ def test_sampler_input_validation():
         D.ddim_sample(model, schedule, (2, 1, 4, 4), steps=5, eta=2.0)
     with pytest.raises(ValueError, match="noise must have shape"):
         D.ddim_sample(model, schedule, (2, 1, 4, 4), steps=5, noise=torch.zeros(1, 1, 4, 4))
-    assert D.ddim_timesteps(1000, 5) == [999, 749, 500, 250, 0]
+    # trailing spacing: T / steps apart, the last step jumps from T / steps - 1 to x_0; all T steps is DDPM's grid
+    assert D.ddim_timesteps(1000, 5) == [999, 799, 599, 399, 199]
+    assert D.ddim_timesteps(1000, 1000) == list(range(999, -1, -1))
+    times = D.ddim_timesteps(1000, 30)
+    gaps = [a - b for a, b in zip(times, times[1:] + [-1])]
+    assert len(set(times)) == 30 and times[0] == 999 and set(gaps) == {33, 34}
 
 
 # --------------------------------------------------------------------------- the denoiser and training
