@@ -259,8 +259,8 @@ def _bound(clip) -> float:
 
 def ddim_timesteps(T: int, steps: int) -> list[int]:
     """The DDIM sub-sequence tau: ``steps`` time steps T / steps apart, from T - 1 down to T / steps - 1, after
-    which the sampler jumps to x_0 ("trailing" spacing, Lin et al., 2024).  Every step removes the same share of
-    the schedule; a grid that ends at t = 0 spends its last step where almost no noise is left.  With
+    which the sampler jumps to x_0 ("trailing" spacing, Lin et al., 2024).  Every step spans T / steps time steps,
+    the last one included; a grid that ends at t = 0 spends its last step where almost no noise is left.  With
     steps = T it is every step, T - 1, ..., 0."""
     if not isinstance(steps, int) or not 1 <= steps <= T:
         raise ValueError(f"steps must be an int in [1, T = {T}], got {steps!r}")
