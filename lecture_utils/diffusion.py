@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import distributed
 from .checks import check_finite, check_float, check_image_batch, check_not_empty, check_range
 from .data import BatchIterator, check_mask
 from .gans import EMA
@@ -494,7 +495,8 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | No
     (:class:`DiffusionOptions`).  Sample from ``run.ema``.  ``on_epoch_end(epoch, record)`` runs after each
     epoch; pass your own ``ema`` (a :class:`~lecture_utils.gans.EMA` of ``model``) to read it there.  Images are
     stored channels-last on CPU and CUDA, which oneDNN's and cuDNN's convolutions run faster
-    (benchmarks/bench_diffusion_loop.py)."""
+    (benchmarks/bench_diffusion_loop.py).  Under ``torchrun`` the batch size is the global batch, split evenly
+    over the processes, and the model trains as DistributedDataParallel (:mod:`lecture_utils.distributed`)."""
     options = options or DiffusionOptions()
     if not isinstance(options, DiffusionOptions):
         raise ValueError(f"options must be a DiffusionOptions, got {type(options).__name__}")
@@ -508,16 +510,19 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | No
     optimizer = adam(model.parameters(), lr=options.lr)
     ema = ema if ema is not None else EMA(model, options.ema_decay)
     tensors = (x0, labels) if labels is not None else (x0, torch.full((x0.shape[0],), model.no_class))
-    batches = BatchIterator(*tensors, batch_size=options.batch_size, seed=options.seed, device=device)
-    generator = torch.Generator(device).manual_seed(options.seed + 1)
+    # under torchrun: each process takes its slice of every batch, gradients averaged (lecture_utils.distributed);
+    # each process draws its own time steps, noise and dropped labels (its own seed)
+    batches = distributed.shard(BatchIterator(*tensors, batch_size=options.batch_size, seed=options.seed,
+                                              device=device))
+    generator = torch.Generator(device).manual_seed(options.seed + 1 + 1000 * distributed.rank())
     state = {"model": model, "optimizer": optimizer, "ema": ema}
     schedulers = []
     if options.lr_final is not None:
         schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
                                                                  eta_min=options.lr_final)]
         state["scheduler"] = schedulers[0]
-    history = fit(diffusion_step(model, optimizer, schedule, ema, options.p_uncond if labels is not None else 0.0,
-                                 generator),
+    history = fit(diffusion_step(distributed.wrap(model), optimizer, schedule, ema,
+                                 options.p_uncond if labels is not None else 0.0, generator),
                   batches, epochs, state=state, progress=progress,
                   on_epoch_end=scheduled_epoch_end(optimizer, schedulers, on_epoch_end), desc="diffusion")
     return DiffusionRun(history=history, ema=ema.module.eval(), schedule=schedule)

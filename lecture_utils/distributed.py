@@ -1,7 +1,7 @@
 """Data-parallel training on several processes with ``torchrun`` and PyTorch's DistributedDataParallel.
 
-The training loops (:func:`~lecture_utils.autoencoders.train_vae`, :func:`~lecture_utils.gans.train_gan`)
-call three helpers from here, and each is the identity in an ordinary single process:
+The training loops (:func:`~lecture_utils.autoencoders.train_vae`, :func:`~lecture_utils.gans.train_gan`,
+:func:`~lecture_utils.diffusion.train_denoiser`) call three helpers from here, and each is the identity in an ordinary single process:
 
 * :func:`shard` -- the tensor version of ``DistributedSampler`` for the course's device-resident
   :class:`~lecture_utils.data.BatchIterator`: every process draws the same shuffled order (same seed), and
@@ -14,12 +14,14 @@ call three helpers from here, and each is the identity in an ordinary single pro
   state everywhere) and keeps its slice, so the N processes together use one process's noise.
 
 So N processes with per-process batch B follow one process with batch N x B.  They do not repeat it bit for
-bit: batch norm normalises over each process's B rows (not N x B), the VAE's reparameterisation noise is drawn
-per process, and sums are added in another order.  ``tests/test_distributed.py`` measures the difference on
-the smoke budget (2 CPU processes, Gloo) against one process and bounds it there (see its tolerances).
+bit: batch norm normalises over each process's B rows (not N x B), the VAE's reparameterisation noise and the
+diffusion loop's time steps and noise are drawn per process, and sums are added in another order.
+``tests/test_distributed.py`` measures the difference (2 CPU processes, Gloo) against one process and bounds it
+there (see its tolerances).
 
-The loops that use these helpers: :func:`~lecture_utils.autoencoders.train_vae` and
-:func:`~lecture_utils.gans.train_gan`.  Other loops run whole in every process under torchrun.
+The loops that use these helpers: :func:`~lecture_utils.autoencoders.train_vae`,
+:func:`~lecture_utils.gans.train_gan` and :func:`~lecture_utils.diffusion.train_denoiser`.  Other loops run
+whole in every process under torchrun.
 
 Launch with ``torchrun --nproc_per_node=N script.py`` (it sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the
 rendezvous address); :func:`init` joins the group: NCCL with one GPU per process on CUDA, Gloo on CPUs.
