@@ -13,8 +13,9 @@ the labels dropped), the same batch size, the same number of steps and an EMA of
                 thread each): every process takes its slice of each global batch of the same size and the
                 gradients are averaged (lecture_utils.distributed), as scripts/train_checkpoints.py trains under
                 torchrun.  Timed inside the processes like the others (the epochs, not the start-up); images/s
-                of the global batch.  On a 2-core CPU, two one-thread processes keep both cores busier than one
-                process whose two threads share every small operation.
+                of the global batch.  It asks whether two one-thread processes use two cores better than one
+                process whose two threads share every small operation: on the 2-core AMD CPU they do not
+                (README, Benchmarks: a half batch costs more than half a step, and the all-reduce the rest).
 
 Prints images/s for each and their ratios.  Goal: ours >= 1.2x on a 2-core CPU.
 
