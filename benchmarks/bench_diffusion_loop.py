@@ -89,7 +89,7 @@ def our_loop(model, images, labels, batch_size, steps, device):
 
 def data_parallel_loop(processes: int, batch_size: int, steps: int, dry_run: bool) -> float:
     """Our loop under torchrun with ``processes`` one-thread CPU processes; images/s of the global batch."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", LECTURE_UTILS_DEVICE="cpu")
+    env = dict(os.environ, OMP_NUM_THREADS="1")             # the worker joins with Gloo on the CPU
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                __file__, "--worker", "--batch-size", str(batch_size), "--steps", str(steps)]
     result = subprocess.run(command + (["--dry-run"] if dry_run else []), env=env, capture_output=True, text=True,

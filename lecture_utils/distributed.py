@@ -1,7 +1,8 @@
 """Data-parallel training on several processes with ``torchrun`` and PyTorch's DistributedDataParallel.
 
 The training loops (:func:`~lecture_utils.autoencoders.train_vae`, :func:`~lecture_utils.gans.train_gan`,
-:func:`~lecture_utils.diffusion.train_denoiser`) call three helpers from here, and each is the identity in an ordinary single process:
+:func:`~lecture_utils.diffusion.train_denoiser`) call three helpers from here, and each is the identity in an
+ordinary single process:
 
 * :func:`shard` -- the tensor version of ``DistributedSampler`` for the course's device-resident
   :class:`~lecture_utils.data.BatchIterator`: every process draws the same shuffled order (same seed), and

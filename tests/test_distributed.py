@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lecture_utils import diffusion as D
 from lecture_utils import distributed
 from lecture_utils.budget import seed_everything
 from lecture_utils.checkpoints import checkpoints_dir, sha256_of
@@ -144,14 +145,13 @@ def test_torchrun_with_two_processes_matches_one_process_with_the_whole_batch(tm
 DIFFUSION_WORKER = """
 import sys
 import torch
-from lecture_utils import diffusion as D, distributed
-from lecture_utils.pretrained import RECIPES
+from lecture_utils import distributed
 from tests.test_distributed import diffusion_run
 
 device = distributed.init("cpu")
 try:
-    state, losses = diffusion_run(device)
-    torch.save({"state": state, "losses": losses}, f"{sys.argv[1]}/rank{distributed.rank()}.pt")
+    state, records = diffusion_run(device)
+    torch.save({"state": state, "records": records}, f"{sys.argv[1]}/rank{distributed.rank()}.pt")
 finally:
     distributed.close()
 """
@@ -160,7 +160,6 @@ finally:
 def diffusion_run(device="cpu") -> tuple[dict, list[tuple[float, int]]]:
     """Notebook 10's denoiser trained for 16 steps of a global batch of 32 on 256 fixed random images: its raw
     weights and, per epoch, the mean loss and the number of images this process saw."""
-    from lecture_utils import diffusion as D
     x0 = torch.rand(256, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
     torch.manual_seed(0)
     model = RECIPES["diffusion"].build()
@@ -181,8 +180,8 @@ def test_the_diffusion_loop_under_torchrun_keeps_its_replicas_equal_and_follows_
     # DistributedDataParallel averages the gradients, so both replicas take the same steps
     for name, value in ranks[0]["state"].items():
         assert torch.equal(value, ranks[1]["state"][name]), name
-    assert ranks[0]["losses"] != ranks[1]["losses"]              # ... from different slices of each batch
-    assert [images for _, images in ranks[0]["losses"]] == [128, 128]   # half of each epoch's 256 rows each
+    assert ranks[0]["records"] != ranks[1]["records"]            # ... from different slices of each batch
+    assert [images for _, images in ranks[0]["records"]] == [128, 128]  # half of each epoch's 256 rows each
 
     one, _ = diffusion_run()
     monkeypatch.setattr(distributed, "rank", lambda: 1)          # one process, the whole batch, other noise
