@@ -244,12 +244,14 @@ SIZES: dict[str, dict[str, tuple]] = {
         "train_main_model": (True, False, True),
         # (the U-Net's widths, 16/32/64 channels at 28/14/7 pixels, and the cosine schedule with T = 1000 are
         # fixed in every budget: lecture_utils.pretrained.diffusion)
-        "epochs": (2, 60, 60),
+        "epochs": (2, 120, 60),               # standard: 120 epochs of 4,500 digits (8,400 steps); full: 60 of 60,000
         "batch_size": (64, 64, 128),
         "lr": (2e-3, 2e-3, 1e-3),
         "lr_final": (2e-4, 2e-4, 1e-4),        # the learning rate decays to this over the epochs (half cosine)
         "ema_decay": (0.99, 0.995, 0.999),
-        "p_uncond": (0.2, 0.2, 0.2),           # labels dropped for classifier-free guidance
+        # labels dropped for classifier-free guidance: 60 %, so that the unconditional model (w = 0) gets most of the
+        # training (20 %: w = 0 confidence 0.75; docs/recipes.md)
+        "p_uncond": (0.6, 0.6, 0.6),
         "n_samples": (70, 1000, 1000),         # guided and unguided samples scored (and saved)
         "sample_steps": (10, 50, 50),          # DDIM steps of the headline samples
         "curve_steps": ((5, 10), (10, 20, 50, 100), (10, 20, 50, 100, 250)),   # DDIM steps of the quality curve
@@ -269,18 +271,19 @@ SIZES: dict[str, dict[str, tuple]] = {
         "check_samples": (False, True, True),
         "min_conditional_accuracy": (None, 0.97, 0.97),   # the shipped model at w = 3: 1.0 on 200 samples
         "guidance_helps": (False, True, True),   # the best guided accuracy above the unguided one
-        "min_plain_accuracy": (None, 0.85, 0.85),   # the conditional model without guidance (w = 1; shipped: 0.95)
+        "min_plain_accuracy": (None, 0.85, 0.85),   # the conditional model without guidance (w = 1; shipped: 0.92)
         # Samples (DDIM, 50 steps, eta = 1) of the conditional model without guidance (w = 1, labels 0-9 in turn):
         # the course's goals, every class >= 5 %, mean confidence >= 0.85, a Fréchet distance below notebook 04's
-        # DCGAN (shipped, 300 samples: 9.0 %, 0.93, 10.2 against the DCGAN's 31)
+        # DCGAN (shipped, 300 samples: 8.7 %, 0.93, 9.9 against the DCGAN's 31)
         "plain_min_class_share": (None, 0.05, 0.05),
         "plain_min_confidence": (None, 0.85, 0.85),
         "beats_dcgan": (False, True, True),
-        # Samples of the unconditional model (w = 0): the same goals are not reached by the standard recipe
-        # (shipped, 500 samples: 3.4 %, 0.75, 33), so standard asserts what it reaches (docs/recipes.md)
-        "min_class_share": (None, 0.02, 0.05),  # (smoke and presenter mode: 70 samples cannot measure 2 %)
-        "min_confidence": (None, 0.7, 0.85),
-        "unconditional_beats_dcgan": (False, False, True),
+        # Samples of the unconditional model (w = 0): the standard recipe reaches the class-share and Fréchet goals,
+        # not the confidence goal (1,000 samples, seeds 30 and 31: 6.7 % and 6.6 %, 0.836 and 0.835, 14.0 and 13.3),
+        # so standard asserts what it reaches there (docs/recipes.md)
+        "min_class_share": (None, 0.05, 0.05),  # (smoke and presenter mode: 70 samples cannot measure 5 %)
+        "min_confidence": (None, 0.8, 0.85),
+        "unconditional_beats_dcgan": (False, True, True),
         # DDIM (sample_steps, eta = 1) Fréchet distance within this share of DDPM's.  The course's goal is 10 %; measured
         # on the shipped model with 1,000 unconditional samples each: +9.3 %, +6.8 % and +9.7 % (seeds 30-32), so the
         # full budget's 1,000 samples assert the goal.  On the standard budget's 300 samples the seed alone moves the

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .budget import Budget, get_budget, get_device, presenting, seed_everything, use_pretrained
+from .budget import SIZES, Budget, get_budget, get_device, presenting, seed_everything, use_pretrained
 from .checkpoints import entry, load_into, load_shipped
 from .checks import check_label_shape
 from .data import sources_used
@@ -208,9 +208,12 @@ def start(stem: str, min_version: str = "0.1.0", seed: int = 0) -> Session:
     present, pretrained = presenting(), use_pretrained()
     if present:
         use_presenter_style()
+    # a notebook whose budget says not to train its main model (notebook 10's standard budget) loads it
+    trains = vars(budget.sizes(stem)).get("train_main_model", True) if stem in SIZES else True
+    loads = pretrained or not trains
     print(f"lecture_utils {__version__} | notebook {stem} | budget {budget.name} | device {device} | "
           f"torch {torch.__version__}" + (" | presenter mode" if present else "")
-          + (" | main model: shipped checkpoint" if pretrained else " | main model: trained here"))
+          + (" | main model: shipped checkpoint" if loads else " | main model: trained here"))
     return Session(stem=stem, budget=budget, device=device, seed=seed, present=present, pretrained=pretrained)
 
 

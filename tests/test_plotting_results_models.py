@@ -100,6 +100,20 @@ def test_results_file_has_the_standard_fields(tmp_path, monkeypatch):
     assert loaded["labels"].tolist() == [0, 1, 2, 3]
 
 
+def test_start_names_where_the_main_model_comes_from(tmp_path, monkeypatch, capsys):
+    """The first line says "shipped checkpoint" when the notebook will load its main model: in presenter mode, and
+    in a budget that does not train it (notebook 10's standard budget), else "trained here"."""
+    monkeypatch.setenv("LECTURE_UTILS_ROOT", str(tmp_path))
+    monkeypatch.delenv("LECTURE_UTILS_PRESENT", raising=False)
+    monkeypatch.delenv("LECTURE_UTILS_PRETRAINED", raising=False)
+    for budget, stem, expected in (("smoke", "10_diffusion", "trained here"),
+                                   ("standard", "10_diffusion", "shipped checkpoint"),
+                                   ("standard", "01_autoencoders", "trained here")):
+        monkeypatch.setenv("LECTURE_UTILS_BUDGET", budget)
+        results.start(stem)
+        assert f"main model: {expected}" in capsys.readouterr().out, (budget, stem)
+
+
 def test_require_version():
     lecture_utils.require("0.0.1")
     with pytest.raises(RuntimeError, match="needs lecture_utils >= 99.0"):

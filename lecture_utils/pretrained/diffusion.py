@@ -40,8 +40,8 @@ def _build():
 
 
 def _train(model, sizes, device, on_epoch_end=None, ema=None):
-    """Notebook 10's training: the noise-prediction loss with 20 % of the labels dropped, Adam, an EMA of the
-    weights; leaves the EMA (the weights every sample comes from) in ``model`` and returns the
+    """Notebook 10's training: the noise-prediction loss with a share ``sizes.p_uncond`` of the labels dropped,
+    Adam, an EMA of the weights; leaves the EMA (the weights every sample comes from) in ``model`` and returns the
     :class:`~lecture_utils.diffusion.DiffusionRun`."""
     train = load_mnist("train").subset(sizes.n_train)
     denoiser = copy.deepcopy(model)                         # trained; ``model`` receives its average at the end
