@@ -79,6 +79,14 @@ class Session:
     def sizes(self):
         return self.budget.sizes(self.stem)
 
+    @property
+    def trains_main_model(self) -> bool:
+        """Whether this notebook trains its main model: not when checkpoints are used (presenter mode,
+        ``LECTURE_UTILS_PRETRAINED=1``) nor when its budget says to load it (``train_main_model``: notebook 10's
+        standard budget)."""
+        trains = vars(self.sizes).get("train_main_model", True) if self.stem in SIZES else True
+        return trains and not self.pretrained
+
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
@@ -208,13 +216,11 @@ def start(stem: str, min_version: str = "0.1.0", seed: int = 0) -> Session:
     present, pretrained = presenting(), use_pretrained()
     if present:
         use_presenter_style()
-    # a notebook whose budget says not to train its main model (notebook 10's standard budget) loads it
-    trains = vars(budget.sizes(stem)).get("train_main_model", True) if stem in SIZES else True
-    loads = pretrained or not trains
+    session = Session(stem=stem, budget=budget, device=device, seed=seed, present=present, pretrained=pretrained)
     print(f"lecture_utils {__version__} | notebook {stem} | budget {budget.name} | device {device} | "
           f"torch {torch.__version__}" + (" | presenter mode" if present else "")
-          + (" | main model: shipped checkpoint" if loads else " | main model: trained here"))
-    return Session(stem=stem, budget=budget, device=device, seed=seed, present=present, pretrained=pretrained)
+          + (" | main model: trained here" if session.trains_main_model else " | main model: shipped checkpoint"))
+    return session
 
 
 def use_presenter_style() -> None:

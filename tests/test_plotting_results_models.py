@@ -110,8 +110,9 @@ def test_start_names_where_the_main_model_comes_from(tmp_path, monkeypatch, caps
                                    ("standard", "10_diffusion", "shipped checkpoint"),
                                    ("standard", "01_autoencoders", "trained here")):
         monkeypatch.setenv("LECTURE_UTILS_BUDGET", budget)
-        results.start(stem)
+        nb = results.start(stem)
         assert f"main model: {expected}" in capsys.readouterr().out, (budget, stem)
+        assert nb.trains_main_model == (expected == "trained here"), (budget, stem)
 
 
 def test_require_version():
