@@ -7,7 +7,8 @@ the first noising step and ``alpha_bar[-1]`` the last.  Images live in [-1, 1] (
 
 * forward process in closed form: q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)  (:func:`q_sample`)
 * true posterior q(x_{t-1} | x_t, x_0) = N(mu_tilde, beta_tilde I)  (:func:`posterior_mean_variance`)
-* loss: || eps - eps_theta(x_t, t, y) ||^2 with y replaced by "no class" 10 % of the time (:func:`noise_prediction_loss`)
+* loss: || eps - eps_theta(x_t, t, y) ||^2 with y replaced by "no class" 10 % of the time (:func:`noise_prediction_loss`),
+  optionally weighted per time step (P2, :func:`loss_weights`)
 * classifier-free guidance, **this course's convention**: eps_u + w (eps_c - eps_u), so w = 0 is the
   unconditional model, w = 1 the plain conditional model and w > 1 pushes further towards the class.
   (Ho & Salimans (2022) write (1 + w') eps_c - w' eps_u: their w' is our w - 1.)  (:func:`guided_noise`)
@@ -169,27 +170,48 @@ def drop_labels(labels: torch.Tensor, no_class: int, p_uncond: float, generator=
     return torch.where(drop, torch.full_like(labels, no_class), labels)
 
 
+WEIGHTINGS = ("simple", "p2")
+
+
+def loss_weights(schedule: NoiseSchedule, weighting: str = "simple") -> torch.Tensor:
+    """The weight of each time step's error in :func:`noise_prediction_loss` (T values, float32, mean 1).
+
+    ``"simple"``: Ho et al.'s L_simple, every step alike.  ``"p2"``: Choi et al.'s (2022) perception-prioritised
+    weighting 1 / (k + SNR_t)^gamma with k = gamma = 1, i.e. 1 - alpha_bar_t: little weight on the nearly clean
+    steps (whose noise is easy to read off), more on the noisy ones that decide a digit's shape."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    weights = torch.ones(schedule.T, dtype=torch.float64)
+    if weighting == "p2":
+        weights = 1 - schedule.alpha_bars
+    return (weights / weights.mean()).float()
+
+
 def noise_prediction_loss(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor | None,
-                          p_uncond: float = 0.1, generator=None) -> torch.Tensor:
-    """Ho et al.'s simple loss, E_{t, eps} || eps - eps_theta(x_t, t, y) ||^2 (mean over pixels and the batch).
+                          p_uncond: float = 0.1, generator=None, weighting: str = "simple") -> torch.Tensor:
+    """E_{t, eps} lambda_t || eps - eps_theta(x_t, t, y) ||^2 (mean over pixels and the batch), with the step
+    weights lambda_t of :func:`loss_weights` (``"simple"``: all 1, Ho et al.'s simple loss).
 
     x0: N x C x H x W in [-1, 1]; labels: int64 N (or None: unconditional); t is uniform in [0, T)."""
+    weights = loss_weights(schedule, weighting).to(x0.device)
     n = x0.shape[0]
     t = torch.randint(0, schedule.T, (n,), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
     xt = q_sample(schedule, x0, t, noise)
     if labels is not None:
         labels = drop_labels(labels, model.no_class, p_uncond, generator)
-    return F.mse_loss(model(xt, t, labels), noise)
+    error = (model(xt, t, labels) - noise).pow(2).flatten(1).mean(dim=1)     # one per image
+    return (weights[t] * error).mean()
 
 
 def diffusion_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: NoiseSchedule,
-                   ema: nn.Module | None = None, p_uncond: float = 0.1, generator=None) -> Callable:
+                   ema: nn.Module | None = None, p_uncond: float = 0.1, generator=None,
+                   weighting: str = "simple") -> Callable:
     """One training update on a batch ``(x0 in [-1, 1], labels)`` for :func:`lecture_utils.train.fit`."""
 
     def step(batch):
         x0, labels = batch
-        loss = noise_prediction_loss(model, schedule, x0, labels, p_uncond, generator)
+        loss = noise_prediction_loss(model, schedule, x0, labels, p_uncond, generator, weighting)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -463,14 +485,15 @@ class DiffusionOptions:
 
     ``batch_size`` examples per step; Adam at ``lr``, decayed along a half cosine to ``lr_final`` over the epochs
     when given (None: constant); ``ema_decay`` of the exponential moving average every sample comes from;
-    ``p_uncond``: the share of labels replaced by "no class" (classifier-free guidance); ``seed``: the order of the
-    batches and the noise."""
+    ``p_uncond``: the share of labels replaced by "no class" (classifier-free guidance); ``weighting``: the loss's
+    weight per time step (:func:`loss_weights`); ``seed``: the order of the batches and the noise."""
 
     batch_size: int = 128
     lr: float = 1e-3
     lr_final: float | None = None
     ema_decay: float = 0.999
     p_uncond: float = 0.1
+    weighting: str = "simple"
     seed: int = 0
 
 
@@ -503,6 +526,7 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | No
     if labels is not None and labels.shape != (x0.shape[0],):
         raise ValueError(f"labels must have shape ({x0.shape[0]},), got {tuple(labels.shape)}")
     schedule = schedule or NoiseSchedule.make("cosine")
+    loss_weights(schedule, options.weighting)                  # an unknown weighting fails here, before training
     channels_last = x0.ndim == 4 and torch.device(device).type in ("cpu", "cuda")
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format).train()
@@ -522,7 +546,7 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, labels: torch.Tensor | No
                                                                  eta_min=options.lr_final)]
         state["scheduler"] = schedulers[0]
     history = fit(diffusion_step(distributed.wrap(model), optimizer, schedule, ema,
-                                 options.p_uncond if labels is not None else 0.0, generator),
+                                 options.p_uncond if labels is not None else 0.0, generator, options.weighting),
                   batches, epochs, state=state, progress=progress,
                   on_epoch_end=scheduled_epoch_end(optimizer, schedulers, on_epoch_end), desc="diffusion")
     return DiffusionRun(history=history, ema=ema.module.eval(), schedule=schedule)

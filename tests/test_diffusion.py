@@ -253,6 +253,46 @@ def test_label_dropout_rate():
         D.drop_labels(labels, 10, 1.5)
 
 
+def test_p2_weights_are_one_over_one_plus_snr_normalised():
+    schedule = D.NoiseSchedule.make("linear", T=50)
+    alpha_bar = [math.prod(1 - float(b) for b in schedule.betas[: t + 1]) for t in range(50)]
+    p2 = [1 / (1 + a / (1 - a)) for a in alpha_bar]            # Choi et al.'s 1 / (k + SNR)^gamma, k = gamma = 1
+    expected = torch.tensor([w / (sum(p2) / 50) for w in p2], dtype=torch.float64)
+    assert torch.allclose(D.loss_weights(schedule, "p2").double(), expected, rtol=1e-6)
+    assert torch.equal(D.loss_weights(schedule, "simple"), torch.ones(50))
+    with pytest.raises(ValueError, match=r"weighting must be one of \('simple', 'p2'\), got 'snr'"):
+        D.loss_weights(schedule, "snr")
+
+
+@pytest.mark.parametrize("weighting", ["simple", "p2"])
+def test_noise_prediction_loss_against_the_noise_recovered_from_x_t(weighting):
+    schedule = D.NoiseSchedule.make("cosine", T=100)
+    seen = []
+
+    class Recorder(nn.Module):
+        no_class = 10
+
+        def forward(self, xt, t, y):
+            seen.append((xt.clone(), t.clone(), y.clone()))
+            return 0.5 * xt
+
+    x0 = torch.rand(16, 1, 4, 4, dtype=torch.float64) * 2 - 1
+    labels = torch.arange(16) % 10
+    loss = D.noise_prediction_loss(Recorder(), schedule, x0, labels, p_uncond=0.5,
+                                   generator=torch.Generator().manual_seed(0), weighting=weighting)
+    (xt, t, y), = seen
+    ab = schedule.alpha_bars[t].view(-1, 1, 1, 1)
+    noise = (xt - ab.sqrt() * x0) / (1 - ab).sqrt()            # the forward process solved for the noise
+    per_image = ((noise - 0.5 * xt) ** 2).mean(dim=(1, 2, 3))
+    weights = 1 - schedule.alpha_bars[t] if weighting == "p2" else torch.ones(16, dtype=torch.float64)
+    mean_weight = (1 - schedule.alpha_bars).mean() if weighting == "p2" else 1.0
+    reference = float((weights / mean_weight * per_image).mean())
+    assert abs(float(loss) - reference) < 1e-6 * reference
+    if weighting == "simple":                                 # Ho et al.'s simple loss: the plain mean squared error
+        assert abs(float(loss) - float(torch.nn.functional.mse_loss(0.5 * xt, noise))) < 1e-9
+    assert bool((y == 10).any()) and bool((y == labels).any()), "some labels dropped, some kept"
+
+
 def test_training_lowers_the_noise_prediction_loss():
     torch.manual_seed(0)
     images = torch.zeros(64, 1, 8, 8)
@@ -268,6 +308,8 @@ def test_training_lowers_the_noise_prediction_loss():
         D.train_diffusion(model, images * 2, labels, epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"images .*NaN"):
         D.train_diffusion(model, images.masked_fill(images > 0.5, float("nan")), labels, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        D.train_diffusion(model, images, labels, epochs=1, options=D.DiffusionOptions(weighting="snr"), progress=False)
 
 
 def test_ddpm_is_ddim_with_eta_one_on_every_step():
