@@ -40,13 +40,14 @@ def _build():
 
 
 def _train(model, sizes, device, on_epoch_end=None, ema=None):
-    """Notebook 10's training: the noise-prediction loss with a share ``sizes.p_uncond`` of the labels dropped,
-    Adam, an EMA of the weights; leaves the EMA (the weights every sample comes from) in ``model`` and returns the
-    :class:`~lecture_utils.diffusion.DiffusionRun`."""
+    """Notebook 10's training: the noise-prediction loss (weighted per time step by ``sizes.loss_weighting``) with a
+    share ``sizes.p_uncond`` of the labels dropped, Adam, an EMA of the weights; leaves the EMA (the weights every
+    sample comes from) in ``model`` and returns the :class:`~lecture_utils.diffusion.DiffusionRun`."""
     train = load_mnist("train").subset(sizes.n_train)
     denoiser = copy.deepcopy(model)                         # trained; ``model`` receives its average at the end
     recipe = DiffusionOptions(batch_size=sizes.batch_size, lr=sizes.lr, lr_final=sizes.lr_final,
-                              ema_decay=sizes.ema_decay, p_uncond=sizes.p_uncond)
+                              ema_decay=sizes.ema_decay, p_uncond=sizes.p_uncond,
+                              weighting=sizes.loss_weighting)
     run = train_diffusion(denoiser, train.images, train.labels, sizes.epochs, schedule(), recipe, device=device,
                           on_epoch_end=on_epoch_end, ema=ema)
     model.to(device).load_state_dict(run.ema.state_dict())
