@@ -287,11 +287,11 @@ SIZES: dict[str, dict[str, tuple]] = {
         "min_confidence": (None, 0.85, 0.85),
         "unconditional_beats_dcgan": (False, True, True),
         # DDIM (sample_steps, eta = 1) Fréchet distance within this share of DDPM's.  The course's goal is 10 %; measured
-        # on the shipped model with 1,000 unconditional samples each: -1.5 % and +2.6 % (seeds 30, 31; the model
-        # shipped before: +6.8 % to +9.7 %), so the full budget's 1,000 samples assert the goal.  On the standard
-        # budget's 300 samples the seed alone moved the earlier model's gap from -9 % to +22 % (seeds 20-22; the
-        # notebook's seed gives -11 % now), so it asserts a bound that this noise cannot break but a broken sampler
-        # does (the deterministic eta = 0 is about +70 %); docs/recipes.md
+        # with 1,000 unconditional samples each: -1.5 % and +2.6 % (seeds 30, 31) on the model shipped before the
+        # P2 one, +6.8 % to +9.7 % on the one before that, so the full budget's 1,000 samples assert the goal.  On
+        # the standard budget's 300 samples the seed alone moved an earlier model's gap from -9 % to +22 % (seeds 20-22; the
+        # notebook's seed gives -12 % on the model shipped now), so it asserts a bound that this noise cannot break
+        # but a broken sampler does (the deterministic eta = 0: +38 % now, +70 % on earlier models); docs/recipes.md
         "max_ddim_vs_ddpm": (None, 0.30, 0.10),
         "min_inpaint_classes": (None, 2.0, 2.0),   # distinct classes among a half-digit's 8 completions (mean)
         "regression_epochs": (1, 8, 15),       # the deterministic U-Net that completes half-digits with L1
