@@ -209,6 +209,10 @@ SIZES: dict[str, dict[str, tuple]] = {
         # U-Net live on 32 x 32 patches (PRESENTER_STANDARD): on 64 x 64 ones it takes minutes
         "model_beats_baseline": (("colorization",), ("inpainting", "colorization"), ("inpainting", "colorization")),
         "l1_only_beats_baseline": ((), ("uncropping",), ("uncropping",)),
+        # epochs of that L1-only U-Net.  Presenter mode takes smoke's 8 (on the standard 1,200 patches of 32 x 32):
+        # 5 beat edge replication by +0.35 and +0.46 dB from seeds 1 and 2 but lost by 0.62 dB from seed 0 on a
+        # 2-core AVX2 CPU; 8 won by +0.52, +0.47, +0.63 dB (seeds 0-2, 2026-12-02).  Standard: 5 on 64 x 64 patches
+        "l1_only_epochs": (8, 5, 30),
         "widget_size": (64, 128, 256),
     },
     "08_style_transfer": {

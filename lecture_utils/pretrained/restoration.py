@@ -122,14 +122,15 @@ def editing_test_patches() -> torch.Tensor:
                           seed=EDITING_TEST["seed"], scale=EDITING_TEST["scale"])
 
 
-def train_editing_task(model, task: str, sizes, device, with_patchgan: bool = True):
+def train_editing_task(model, task: str, sizes, device, with_patchgan: bool = True, epochs: int | None = None):
     """Notebook 07's pix2pix training for one ``task``: L1 warm-up epochs at ``lr``, then L1 (weight 100) + a
     conditional PatchGAN at ``gan_lr`` (pix2pix's 2e-4: at 1e-3 the adversarial phase paints saturated blotches
-    into the uncropped band); ``with_patchgan=False`` trains with L1 alone for all the epochs."""
+    into the uncropped band); ``with_patchgan=False`` trains with L1 alone for all the epochs (``epochs``, default
+    ``sizes.epochs``)."""
     torch.manual_seed(0)
     if not with_patchgan:
-        return train_editing(model, editing_train_patches(sizes), task, sizes.epochs, batch_size=sizes.batch_size,
-                             lr=sizes.lr, device=device, seed=0)
+        return train_editing(model, editing_train_patches(sizes), task, epochs or sizes.epochs,
+                             batch_size=sizes.batch_size, lr=sizes.lr, device=device, seed=0)
     discriminator = PatchDiscriminator(**EDITING_DISCRIMINATOR)
     return train_editing(model, editing_train_patches(sizes), task, sizes.epochs, discriminator=discriminator,
                          warmup_epochs=sizes.warmup_epochs, batch_size=sizes.batch_size, lr=sizes.lr,
