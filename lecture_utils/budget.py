@@ -318,8 +318,9 @@ PRESENTER_STANDARD: dict[str, tuple[str, ...]] = {
                     "beta_train_images"),
     "03_gan_minimax": ("dstar_tolerance", "ring_epochs", "ring_vanilla_max_modes", "ring_min_gain"),
     "05_class_conditional": ("n_train", "cvae_epochs", "cvae_batch_size", "cvae_lr", "cvae_min_accuracy"),
-    # 07: the L1-only uncropping U-Net at the standard number of patches, epochs and batch size, on smoke's 32 x 32
-    # patches: +0.11 to +0.49 dB over edge replication in 7 runs of 3,000-6,000 patch-epochs (measured)
+    # 07: the L1-only uncropping U-Net at the standard number of patches and batch size, on smoke's 32 x 32 patches
+    # for smoke's l1_only_epochs (8): +0.47 to +0.63 dB over edge replication from seeds 0-2 (measured; the standard
+    # 5 epochs gave +0.11 to +0.49 dB in 7 runs on an AVX-512 CPU and -0.62 dB from seed 0 on an AVX2 one)
     "07_image_editing": ("n_patches", "epochs", "batch_size", "l1_only_beats_baseline"),
     # 08: a 64-pixel image stylised for the standard number of steps (style loss 0.49 of its start, measured), the
     # texture synthesised for the standard number of steps, all six style weights swept
