@@ -193,7 +193,7 @@ def noise_prediction_loss(model: nn.Module, schedule: NoiseSchedule, x0: torch.T
     weights lambda_t of :func:`loss_weights` (``"simple"``: all 1, Ho et al.'s simple loss).
 
     x0: N x C x H x W in [-1, 1]; labels: int64 N (or None: unconditional); t is uniform in [0, T)."""
-    weights = loss_weights(schedule, weighting).to(x0.device)
+    weights = loss_weights(schedule, weighting)
     n = x0.shape[0]
     t = torch.randint(0, schedule.T, (n,), generator=generator, device=x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
@@ -201,7 +201,7 @@ def noise_prediction_loss(model: nn.Module, schedule: NoiseSchedule, x0: torch.T
     if labels is not None:
         labels = drop_labels(labels, model.no_class, p_uncond, generator)
     error = (model(xt, t, labels) - noise).pow(2).flatten(1).mean(dim=1)     # one per image
-    return (weights[t] * error).mean()
+    return (schedule.at(weights, t, error) * error).mean()
 
 
 def diffusion_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: NoiseSchedule,

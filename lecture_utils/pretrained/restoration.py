@@ -129,7 +129,7 @@ def train_editing_task(model, task: str, sizes, device, with_patchgan: bool = Tr
     ``sizes.epochs``)."""
     torch.manual_seed(0)
     if not with_patchgan:
-        return train_editing(model, editing_train_patches(sizes), task, epochs or sizes.epochs,
+        return train_editing(model, editing_train_patches(sizes), task, sizes.epochs if epochs is None else epochs,
                              batch_size=sizes.batch_size, lr=sizes.lr, device=device, seed=0)
     discriminator = PatchDiscriminator(**EDITING_DISCRIMINATOR)
     return train_editing(model, editing_train_patches(sizes), task, sizes.epochs, discriminator=discriminator,
