@@ -77,12 +77,16 @@ _GRADER_CELL_MARKS = ("init_grading_mode(", "_install_check_time_limit(", "Gradi
 _RUN_MARKER = "LECTURE_UTILS_GRADING_RUN"
 
 
+# jsonschema (which nbformat and otter import) loads ``rfc3987_syntax`` when it is installed (Jupyter's
+# ``jsonschema[format-nongpl]`` installs it), and that module builds about 35 Earley parsers at import: 2.7 s of
+# every grading process and of every graded notebook's kernel on a 2-core CPU, for the "iri" string format that no
+# notebook schema uses.  Marked absent, jsonschema leaves out that one format checker (its issue 1428).  The same
+# line runs here (_skip_slow_iri_checker) and as the first cell of every graded notebook's kernel.
+_SKIP_SLOW_IRI_CHECKER = 'import sys\nsys.modules.setdefault("rfc3987_syntax", None)'
+
+
 def _skip_slow_iri_checker() -> None:
-    """jsonschema (which nbformat and otter import) loads ``rfc3987_syntax`` when it is installed (Jupyter's
-    ``jsonschema[format-nongpl]`` installs it), and that module builds about 35 Earley parsers at import: 2.7 s of
-    every grading process and of every graded notebook's kernel on a 2-core CPU, for the "iri" string format that
-    no notebook schema uses.  Marked absent, jsonschema leaves out that one format checker (its issue 1428)."""
-    sys.modules.setdefault("rfc3987_syntax", None)
+    exec(_SKIP_SLOW_IRI_CHECKER, {})
 
 
 def say(message: str) -> None:
@@ -746,8 +750,8 @@ def _grade_one(autograder_zip: str, submission: str, result_path: str, assignmen
                 self.timeout_func = lambda cell: None if any(m in cell.source for m in _GRADER_CELL_MARKS) else cell_time_limit
 
             def preprocess(self, nb, resources=None, km=None):
-                # the kernel's first cell, before otter's set-up cells (which import nbformat): _skip_slow_iri_checker
-                nb.cells.insert(0, nbformat.v4.new_code_cell('import sys\nsys.modules.setdefault("rfc3987_syntax", None)'))
+                # the kernel's first cell, before otter's set-up cells (which import nbformat)
+                nb.cells.insert(0, nbformat.v4.new_code_cell(_SKIP_SLOW_IRI_CHECKER))
                 return super().preprocess(nb, resources, km)
 
         preprocessors.ExecutePreprocessor = TimedExecutePreprocessor   # otter imports it at grading time
